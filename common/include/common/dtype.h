@@ -1,0 +1,40 @@
+// Element types and GGUF's quant block layouts, so quantized weights are used straight from a mapped file.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace mm {
+
+enum class dtype : uint8_t { f32, f16, bf16, q8_0, q4_0 };
+
+constexpr int k_qk = 32;  // elements per q8_0 / q4_0 block
+
+// q8_0: 32 weights = d * qs[i]. 34 bytes.
+struct block_q8_0 {
+    uint16_t d;        // f16 scale
+    int8_t qs[k_qk];
+};
+static_assert(sizeof(block_q8_0) == 34);
+
+// q4_0: 32 weights = d * (nibble - 8). Byte j holds element j (low nibble) and element j + 16 (high). 18 bytes.
+struct block_q4_0 {
+    uint16_t d;
+    uint8_t qs[k_qk / 2];
+};
+static_assert(sizeof(block_q4_0) == 18);
+
+std::string_view dtype_name(dtype t);
+std::optional<dtype> dtype_from_name(std::string_view name);
+int dtype_block_size(dtype t);          // elements per block: 1 for plain types
+size_t dtype_block_bytes(dtype t);      // bytes per block
+bool dtype_is_quantized(dtype t);
+
+// Bytes for n elements of a row; n must be a multiple of the block size.
+inline size_t dtype_row_bytes(dtype t, int64_t n) {
+    return static_cast<size_t>(n / dtype_block_size(t)) * dtype_block_bytes(t);
+}
+
+}  // namespace mm

@@ -1,0 +1,58 @@
+// Plain C++ kernels: the fallback for CPUs without AVX2, and what the vector kernels are tested against.
+#include "common/fp16.h"
+#include "common/kernels.h"
+
+namespace mm {
+namespace {
+
+void rows_q8_0(const std::byte* w, size_t row_bytes, int64_t n_rows, const block_q8_act* x, int64_t n, float* y) {
+    for (int64_t r = 0; r < n_rows; ++r) {
+        auto* b = reinterpret_cast<const block_q8_0*>(w + r * row_bytes);
+        float acc = 0.0f;
+        for (int64_t i = 0; i < n / k_qk; ++i) {
+            int32_t s = 0;
+            for (int j = 0; j < k_qk; ++j) s += b[i].qs[j] * x[i].qs[j];
+            acc += f16_to_f32(b[i].d) * x[i].d * static_cast<float>(s);
+        }
+        y[r] = acc;
+    }
+}
+
+void rows_q4_0(const std::byte* w, size_t row_bytes, int64_t n_rows, const block_q8_act* x, int64_t n, float* y) {
+    for (int64_t r = 0; r < n_rows; ++r) {
+        auto* b = reinterpret_cast<const block_q4_0*>(w + r * row_bytes);
+        float acc = 0.0f;
+        for (int64_t i = 0; i < n / k_qk; ++i) {
+            int32_t s = 0;
+            for (int j = 0; j < k_qk / 2; ++j)
+                s += (b[i].qs[j] & 0x0f) * x[i].qs[j] + (b[i].qs[j] >> 4) * x[i].qs[j + k_qk / 2];
+            s -= 8 * x[i].sum;  // the nibbles carry a +8 offset
+            acc += f16_to_f32(b[i].d) * x[i].d * static_cast<float>(s);
+        }
+        y[r] = acc;
+    }
+}
+
+template <float (*to_f32)(uint16_t)>
+void rows_half(const std::byte* w, size_t row_bytes, int64_t n_rows, const float* x, int64_t n, float* y) {
+    for (int64_t r = 0; r < n_rows; ++r) {
+        auto* h = reinterpret_cast<const uint16_t*>(w + r * row_bytes);
+        float acc = 0.0f;
+        for (int64_t i = 0; i < n; ++i) acc += to_f32(h[i]) * x[i];
+        y[r] = acc;
+    }
+}
+
+const kernel_table k_scalar{
+    .isa = "scalar",
+    .rows_q8_0 = rows_q8_0,
+    .rows_q4_0 = rows_q4_0,
+    .rows_f16 = rows_half<f16_to_f32>,
+    .rows_bf16 = rows_half<bf16_to_f32>,
+};
+
+}  // namespace
+
+const kernel_table& kernels_scalar() { return k_scalar; }
+
+}  // namespace mm

@@ -1,0 +1,115 @@
+// matmul / matvec: y[m, n] = x[m, k] · w[n, k]ᵀ with weights in any dtype.
+//
+// f32 weights go to cblas_sgemm. Other dtypes take one of two paths:
+//  - few activation rows (decode): our dot kernels over weight rows, activations quantized to q8 once for
+//    the q types, so each weight byte is read once per call and the work is bound by memory bandwidth;
+//  - many rows (prefill, conv-like shapes): weight tiles widened to f32 and handed to sgemm, where the
+//    arithmetic, not the read, dominates.
+// Both split the weight rows (n) across the pool, so each thread streams its own share of the weights.
+#include <cblas.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "common/kernels.h"
+#include "common/ops.h"
+#include "common/status.h"
+
+namespace mm::ops {
+namespace {
+
+// Above this many activation rows, widening a weight tile once and using sgemm beats m dot-product passes.
+constexpr int64_t k_sgemm_min_rows = 16;
+// Weight rows handled together: a q8_0 tile of 64 rows x 4096 is ~280 KB, which stays in L2 while every
+// activation row passes over it.
+constexpr int64_t k_tile_rows = 64;
+
+std::vector<float>& scratch_f32(size_t n) {
+    thread_local std::vector<float> buf;  // per-thread tile buffer, reused across calls
+    if (buf.size() < n) buf.resize(n);
+    return buf;
+}
+
+void matmul_f32(thread_pool& pool, const tensor& x, const tensor& w, tensor& y) {
+    const int64_t m = x.rows(), k = x.cols(), n = w.rows();
+    const float* xp = x.data<float>();
+    const float* wp = w.data<float>();
+    float* yp = y.data<float>();
+    pool.parallel_for(
+        n,
+        [&](int64_t n0, int64_t n1) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n1 - n0),
+                        static_cast<int>(k), 1.0f, xp, static_cast<int>(k), wp + n0 * k, static_cast<int>(k), 0.0f,
+                        yp + n0, static_cast<int>(n));
+        },
+        /*min_chunk=*/16);
+}
+
+void matmul_widened(thread_pool& pool, const tensor& x, const tensor& w, tensor& y) {
+    const int64_t m = x.rows(), k = x.cols(), n = w.rows();
+    pool.parallel_for(
+        n,
+        [&](int64_t n0, int64_t n1) {
+            auto& tile = scratch_f32(static_cast<size_t>(k_tile_rows * k));  // [k_tile_rows, k]
+            for (int64_t t0 = n0; t0 < n1; t0 += k_tile_rows) {
+                const int64_t nt = std::min(k_tile_rows, n1 - t0);
+                for (int64_t r = 0; r < nt; ++r) row_to_f32(w.type(), w.row(t0 + r), tile.data() + r * k, k);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(nt),
+                            static_cast<int>(k), 1.0f, x.data<float>(), static_cast<int>(k), tile.data(),
+                            static_cast<int>(k), 0.0f, y.data<float>() + t0, static_cast<int>(n));
+            }
+        },
+        /*min_chunk=*/k_tile_rows);
+}
+
+void matmul_kernels(thread_pool& pool, const tensor& x, const tensor& w, tensor& y) {
+    const int64_t m = x.rows(), k = x.cols(), n = w.rows();
+    const kernel_table& kt = kernels_best();
+    const bool quant = dtype_is_quantized(w.type());
+    std::vector<block_q8_act> xq;
+    if (quant) {
+        xq.resize(static_cast<size_t>(m * (k / k_qk)));
+        for (int64_t i = 0; i < m; ++i) quantize_act_q8(x.data<float>() + i * k, xq.data() + i * (k / k_qk), k);
+    }
+    const size_t row_bytes = w.row_bytes();
+    const auto* wp = static_cast<const std::byte*>(w.raw());
+    pool.parallel_for(
+        n,
+        [&](int64_t n0, int64_t n1) {
+            for (int64_t t0 = n0; t0 < n1; t0 += k_tile_rows) {
+                const int64_t nt = std::min(k_tile_rows, n1 - t0);
+                const std::byte* tile = wp + t0 * row_bytes;
+                for (int64_t i = 0; i < m; ++i) {
+                    float* out = y.data<float>() + i * n + t0;
+                    switch (w.type()) {
+                        case dtype::q8_0: kt.rows_q8_0(tile, row_bytes, nt, xq.data() + i * (k / k_qk), k, out); break;
+                        case dtype::q4_0: kt.rows_q4_0(tile, row_bytes, nt, xq.data() + i * (k / k_qk), k, out); break;
+                        case dtype::f16: kt.rows_f16(tile, row_bytes, nt, x.data<float>() + i * k, k, out); break;
+                        case dtype::bf16: kt.rows_bf16(tile, row_bytes, nt, x.data<float>() + i * k, k, out); break;
+                        case dtype::f32: MM_ASSERT(false);
+                    }
+                }
+            }
+        },
+        /*min_chunk=*/16);
+}
+
+}  // namespace
+
+void matmul(thread_pool& pool, const tensor& x, const tensor& w, tensor& y) {
+    MM_ASSERT(x.type() == dtype::f32 && y.type() == dtype::f32);
+    MM_ASSERT(x.cols() == w.cols());
+    MM_ASSERT(y.rows() == x.rows() && y.cols() == w.rows());
+    if (w.type() == dtype::f32) return matmul_f32(pool, x, w, y);
+    if (x.rows() >= k_sgemm_min_rows) return matmul_widened(pool, x, w, y);
+    matmul_kernels(pool, x, w, y);
+}
+
+void matvec(thread_pool& pool, const tensor& w, const tensor& x, tensor& y) {
+    MM_ASSERT(x.elements() == w.cols() && y.elements() == w.rows());
+    const tensor x2 = x.reshape({1, x.elements()});
+    tensor y2 = y.reshape({1, y.elements()});
+    matmul(pool, x2, w, y2);
+}
+
+}  // namespace mm::ops

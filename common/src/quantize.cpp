@@ -1,0 +1,72 @@
+#include "common/quantize.h"
+
+#include <cmath>
+
+#include "common/fp16.h"
+#include "common/kernels.h"
+
+namespace mm {
+
+void quantize_row_q8_0(const float* x, block_q8_0* y, int64_t n) {
+    for (int64_t b = 0; b < n / k_qk; ++b, x += k_qk) {
+        float amax = 0.0f;
+        for (int i = 0; i < k_qk; ++i) amax = std::max(amax, std::fabs(x[i]));
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[b].d = f32_to_f16(d);
+        for (int i = 0; i < k_qk; ++i) y[b].qs[i] = static_cast<int8_t>(std::lround(x[i] * id));
+    }
+}
+
+void quantize_row_q4_0(const float* x, block_q4_0* y, int64_t n) {
+    for (int64_t b = 0; b < n / k_qk; ++b, x += k_qk) {
+        // The signed value of largest magnitude maps to -8, so the full range [-8, 7] is used.
+        float amax = 0.0f, max = 0.0f;
+        for (int i = 0; i < k_qk; ++i)
+            if (std::fabs(x[i]) > amax) { amax = std::fabs(x[i]); max = x[i]; }
+        const float d = max / -8.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[b].d = f32_to_f16(d);
+        for (int j = 0; j < k_qk / 2; ++j) {
+            const int lo = std::min(15, static_cast<int>(x[j] * id + 8.5f));
+            const int hi = std::min(15, static_cast<int>(x[j + k_qk / 2] * id + 8.5f));
+            y[b].qs[j] = static_cast<uint8_t>(lo | (hi << 4));
+        }
+    }
+}
+
+void dequantize_row_q8_0(const block_q8_0* x, float* y, int64_t n) {
+    for (int64_t b = 0; b < n / k_qk; ++b) {
+        const float d = f16_to_f32(x[b].d);
+        for (int i = 0; i < k_qk; ++i) *y++ = d * x[b].qs[i];
+    }
+}
+
+void dequantize_row_q4_0(const block_q4_0* x, float* y, int64_t n) {
+    for (int64_t b = 0; b < n / k_qk; ++b, y += k_qk) {
+        const float d = f16_to_f32(x[b].d);
+        for (int j = 0; j < k_qk / 2; ++j) {
+            y[j] = d * ((x[b].qs[j] & 0x0f) - 8);
+            y[j + k_qk / 2] = d * ((x[b].qs[j] >> 4) - 8);
+        }
+    }
+}
+
+void quantize_act_q8(const float* x, block_q8_act* y, int64_t n) {
+    for (int64_t b = 0; b < n / k_qk; ++b, x += k_qk) {
+        float amax = 0.0f;
+        for (int i = 0; i < k_qk; ++i) amax = std::max(amax, std::fabs(x[i]));
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 127.0f / amax : 0.0f;
+        int32_t sum = 0;
+        for (int i = 0; i < k_qk; ++i) {
+            const int q = static_cast<int>(std::nearbyint(x[i] * id));
+            y[b].qs[i] = static_cast<int8_t>(q);
+            sum += q;
+        }
+        y[b].d = d;
+        y[b].sum = sum;
+    }
+}
+
+}  // namespace mm

@@ -1,0 +1,85 @@
+// matmul / matvec through the pool, every weight dtype and both paths (dot kernels for few rows, widened
+// tiles + sgemm for many), against the double reference on the weights the kernel actually holds.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "common/ops.h"
+#include "common/quantize.h"
+#include "ref/ref_matmul.h"
+
+namespace mm {
+namespace {
+
+std::vector<float> gaussian(int64_t n, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    std::vector<float> v(static_cast<size_t>(n));
+    for (auto& x : v) x = dist(rng);
+    return v;
+}
+
+struct matmul_case { const char* name; dtype type; int64_t m, k, n; };
+const matmul_case k_cases[] = {
+    {"f32 vector", dtype::f32, 1, 7, 13},        {"f32 prime", dtype::f32, 37, 263, 129},
+    {"f32 square", dtype::f32, 64, 64, 64},      {"f16 decode", dtype::f16, 1, 172, 64},
+    {"f16 prefill", dtype::f16, 17, 37, 131},    {"bf16 decode", dtype::bf16, 3, 129, 7},
+    {"bf16 prefill", dtype::bf16, 33, 64, 200},  {"q8_0 decode", dtype::q8_0, 1, 64, 512},
+    {"q8_0 few rows", dtype::q8_0, 5, 416, 37},  {"q8_0 prefill", dtype::q8_0, 19, 96, 129},
+    {"q4_0 decode", dtype::q4_0, 1, 4096, 67},   {"q4_0 few rows", dtype::q4_0, 2, 160, 263},
+    {"q4_0 prefill", dtype::q4_0, 128, 64, 172},
+};
+
+void check(thread_pool& pool, const matmul_case& c) {
+    const auto xf = gaussian(c.m * c.k, 1);
+    const tensor x = tensor::from({c.m, c.k}, xf);
+    tensor wf32 = tensor::from({c.n, c.k}, gaussian(c.n * c.k, 2));
+    const tensor w = c.type == dtype::f32 ? wf32.clone() : convert(wf32, c.type);
+    const auto wd = ref::dequantize(c.type, w.raw(), c.n * c.k);
+    tensor y = tensor::zeros(dtype::f32, {c.m, c.n});
+    ops::matmul(pool, x, w, y);
+    const auto want = ref::matmul(xf, wd, c.m, c.k, c.n);
+
+    const bool quant_act = dtype_is_quantized(c.type) && c.m < 16;  // the dot-kernel path quantizes x
+    for (int64_t i = 0; i < c.m; ++i)
+        for (int64_t j = 0; j < c.n; ++j) {
+            double mag = 0, act_err = 0;
+            for (int64_t l = 0; l < c.k; ++l) {
+                const double wl = std::fabs(wd[j * c.k + l]);
+                mag += wl * std::fabs(xf[i * c.k + l]);
+                if (quant_act) {
+                    float amax = 0;  // the activation's block step, recomputed: amax / 127
+                    for (int t = 0; t < 32; ++t) amax = std::max(amax, std::fabs(xf[i * c.k + l / 32 * 32 + t]));
+                    act_err += wl * 0.5 * amax / 127;
+                }
+            }
+            // Rigorous f32 accumulation bound k * eps * sum|x w|, plus the activations' rounding on the
+            // quantized path; a wrong index or a dropped block is far outside it.
+            const double tol = act_err + c.k * 0x1p-24 * mag + 1e-30;
+            ASSERT_NEAR(y.data<float>()[i * c.n + j], want[i * c.n + j], tol)
+                << c.name << " at [" << i << ", " << j << "] with " << pool.size() << " threads";
+        }
+}
+
+TEST(matmul, matches_reference_on_every_dtype_and_path) {
+    for (int threads : {1, 2, 3}) {
+        thread_pool pool(threads);
+        for (const auto& c : k_cases) check(pool, c);
+    }
+}
+
+TEST(matmul, matvec_is_matmul_with_one_row) {
+    thread_pool pool(2);
+    const tensor w = convert(tensor::from({129, 96}, gaussian(129 * 96, 3)), dtype::q8_0);
+    const tensor x = tensor::from({96}, gaussian(96, 4));
+    tensor y1 = tensor::zeros(dtype::f32, {129});
+    tensor y2 = tensor::zeros(dtype::f32, {1, 129});
+    ops::matvec(pool, w, x, y1);
+    ops::matmul(pool, x.reshape({1, 96}), w, y2);
+    for (int j = 0; j < 129; ++j) EXPECT_EQ(y1.data<float>()[j], y2.data<float>()[j]) << j;
+}
+
+}  // namespace
+}  // namespace mm

@@ -1,0 +1,189 @@
+// Quant formats and the dot kernels: round trips against the format's definition, and every kernel table
+// this CPU has (scalar, AVX2, AVX-512) against a double-precision reference on the dequantized weights.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "common/fp16.h"
+#include "common/kernels.h"
+#include "common/quantize.h"
+#include "common/tensor.h"
+#include "ref/ref_matmul.h"
+
+namespace mm {
+namespace {
+
+std::vector<float> gaussian(int64_t n, uint32_t seed, float sigma = 1.0f) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> dist(0.0f, sigma);
+    std::vector<float> v(static_cast<size_t>(n));
+    for (auto& x : v) x = dist(rng);
+    return v;
+}
+
+std::vector<const kernel_table*> tables() {
+    std::vector<const kernel_table*> t{&kernels_scalar()};
+    if (auto* k = kernels_avx2()) t.push_back(k);
+    if (auto* k = kernels_avx512()) t.push_back(k);
+    return t;
+}
+
+TEST(fp16, matches_the_bit_layout_definition_for_every_half) {
+    // Every one of the 65536 halves widens to the value its bits define, and narrows back to itself.
+    for (uint32_t h = 0; h < 65536; ++h) {
+        const float want = ref::dequantize(dtype::f16, &h, 1)[0];
+        const float got = f16_to_f32(static_cast<uint16_t>(h));
+        if (std::isnan(want)) {
+            ASSERT_TRUE(std::isnan(got)) << h;
+            continue;
+        }
+        ASSERT_EQ(got, want) << "half 0x" << std::hex << h;
+        ASSERT_EQ(f32_to_f16(got), h) << "half 0x" << std::hex << h;
+    }
+}
+
+TEST(fp16, narrowing_rounds_to_nearest_even) {
+    struct row { const char* name; float in; uint16_t want; };
+    const row rows[] = {
+        {"one", 1.0f, 0x3c00},
+        {"tie rounds down to even", 1.0f + 1.0f / 2048, 0x3c00},
+        {"tie rounds up to even", 1.0f + 3.0f / 2048, 0x3c02},
+        {"above tie", 1.0f + 1.0f / 2048 + 1.0f / 65536, 0x3c01},
+        {"max half", 65504.0f, 0x7bff},
+        {"overflow to inf", 65520.0f, 0x7c00},
+        {"smallest subnormal", 5.960464477539063e-08f, 0x0001},
+        {"half of smallest subnormal ties to zero", 2.9802322387695312e-08f, 0x0000},
+        {"negative", -2.5f, 0xc100},
+    };
+    for (const auto& r : rows) EXPECT_EQ(f32_to_f16(r.in), r.want) << r.name;
+}
+
+TEST(fp16, bf16_rounds_to_nearest_even) {
+    EXPECT_EQ(f32_to_bf16(1.0f), 0x3f80);
+    EXPECT_EQ(f32_to_bf16(f32_from_bits(0x3f808000u)), 0x3f80);  // tie, even stays
+    EXPECT_EQ(f32_to_bf16(f32_from_bits(0x3f818000u)), 0x3f82);  // tie, odd rounds up
+    EXPECT_EQ(bf16_to_f32(0xc040), -3.0f);
+}
+
+struct quant_case { const char* name; int64_t n; float sigma; };
+const quant_case k_quant_cases[] = {
+    {"one block", 32, 1.0f}, {"three blocks", 96, 1.0f}, {"prime blocks", 13 * 32, 0.02f}, {"llm row", 4096, 3.0f},
+};
+
+TEST(quant, q8_0_round_trip_error_within_half_a_step) {
+    for (const auto& c : k_quant_cases) {
+        const auto x = gaussian(c.n, 11, c.sigma);
+        std::vector<block_q8_0> q(static_cast<size_t>(c.n / 32));
+        quantize_row_q8_0(x.data(), q.data(), c.n);
+        const auto back = ref::dequantize(dtype::q8_0, q.data(), c.n);
+        for (int64_t b = 0; b < c.n / 32; ++b) {
+            float amax = 0;
+            for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[b * 32 + i]));
+            // Rounding to the nearest step costs d/2; storing d as f16 moves each value by at most
+            // |q| * |d - d_f16| <= amax * 2^-11.
+            const float bound = 0.5f * amax / 127 + amax * 0x1p-11f + 1e-12f;
+            for (int i = 0; i < 32; ++i)
+                ASSERT_LE(std::fabs(back[b * 32 + i] - x[b * 32 + i]), bound) << c.name << " block " << b << " i " << i;
+        }
+        // Our dequantizer agrees with the format's definition exactly.
+        std::vector<float> ours(static_cast<size_t>(c.n));
+        dequantize_row_q8_0(q.data(), ours.data(), c.n);
+        EXPECT_EQ(ours, back) << c.name;
+    }
+}
+
+TEST(quant, q4_0_round_trip_error_within_one_step) {
+    for (const auto& c : k_quant_cases) {
+        const auto x = gaussian(c.n, 12, c.sigma);
+        std::vector<block_q4_0> q(static_cast<size_t>(c.n / 32));
+        quantize_row_q4_0(x.data(), q.data(), c.n);
+        const auto back = ref::dequantize(dtype::q4_0, q.data(), c.n);
+        for (int64_t b = 0; b < c.n / 32; ++b) {
+            float amax = 0;
+            for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[b * 32 + i]));
+            // Step d = amax / 8. Values round to the nearest step (d/2), except the top of the range,
+            // where +8 clamps to +7 (one step); plus the f16 rounding of d (amax * 2^-11).
+            const float bound = amax / 8 + amax * 0x1p-11f + 1e-12f;
+            for (int i = 0; i < 32; ++i)
+                ASSERT_LE(std::fabs(back[b * 32 + i] - x[b * 32 + i]), bound) << c.name << " block " << b << " i " << i;
+        }
+        std::vector<float> ours(static_cast<size_t>(c.n));
+        dequantize_row_q4_0(q.data(), ours.data(), c.n);
+        EXPECT_EQ(ours, back) << c.name;
+    }
+}
+
+TEST(quant, activation_blocks_carry_their_sum) {
+    const auto x = gaussian(256, 5);
+    std::vector<block_q8_act> a(8);
+    quantize_act_q8(x.data(), a.data(), 256);
+    for (int b = 0; b < 8; ++b) {
+        int s = 0;
+        for (int i = 0; i < 32; ++i) {
+            s += a[b].qs[i];
+            EXPECT_LE(std::fabs(a[b].d * a[b].qs[i] - x[b * 32 + i]), 0.5f * a[b].d * 1.0001f) << b << " " << i;
+        }
+        EXPECT_EQ(a[b].sum, s) << b;
+    }
+}
+
+// The dot kernels: every ISA against the double reference on dequantized weights and the true activations.
+struct dot_case { const char* name; dtype type; int64_t n_rows, k; };
+const dot_case k_dot_cases[] = {
+    {"q8_0 one block", dtype::q8_0, 3, 32},       {"q8_0 odd blocks", dtype::q8_0, 7, 96},
+    {"q8_0 prime", dtype::q8_0, 37, 13 * 32},     {"q8_0 llm", dtype::q8_0, 5, 4096},
+    {"q4_0 one block", dtype::q4_0, 3, 32},       {"q4_0 odd blocks", dtype::q4_0, 7, 160},
+    {"q4_0 prime", dtype::q4_0, 37, 13 * 32},     {"q4_0 llm", dtype::q4_0, 5, 4096},
+    {"f16 tiny", dtype::f16, 2, 1},               {"f16 odd", dtype::f16, 7, 37},
+    {"f16 ffn_down", dtype::f16, 64, 172},        {"f16 prime", dtype::f16, 3, 263},
+    {"bf16 odd", dtype::bf16, 7, 31},             {"bf16 llm", dtype::bf16, 3, 4096},
+};
+
+TEST(kernels, every_isa_matches_the_reference) {
+    for (const auto* kt : tables()) {
+        for (const auto& c : k_dot_cases) {
+            const auto wf = gaussian(c.n_rows * c.k, 21, 0.5f);
+            const auto x = gaussian(c.k, 22);
+            tensor w = convert(tensor::from({c.n_rows, c.k}, wf), c.type);
+            const auto wd = ref::dequantize(c.type, w.raw(), c.n_rows * c.k);  // what the kernel should see
+            std::vector<float> y(static_cast<size_t>(c.n_rows));
+            std::vector<block_q8_act> xq;
+            const bool quant = dtype_is_quantized(c.type);
+            if (quant) {
+                xq.resize(static_cast<size_t>(c.k / 32));
+                quantize_act_q8(x.data(), xq.data(), c.k);
+            }
+            auto* wp = static_cast<const std::byte*>(w.raw());
+            switch (c.type) {
+                case dtype::q8_0: kt->rows_q8_0(wp, w.row_bytes(), c.n_rows, xq.data(), c.k, y.data()); break;
+                case dtype::q4_0: kt->rows_q4_0(wp, w.row_bytes(), c.n_rows, xq.data(), c.k, y.data()); break;
+                case dtype::f16: kt->rows_f16(wp, w.row_bytes(), c.n_rows, x.data(), c.k, y.data()); break;
+                case dtype::bf16: kt->rows_bf16(wp, w.row_bytes(), c.n_rows, x.data(), c.k, y.data()); break;
+                case dtype::f32: break;
+            }
+            for (int64_t r = 0; r < c.n_rows; ++r) {
+                double want = 0, mag = 0, act_err = 0;
+                for (int64_t j = 0; j < c.k; ++j) {
+                    want += static_cast<double>(wd[r * c.k + j]) * x[j];
+                    mag += std::fabs(static_cast<double>(wd[r * c.k + j]) * x[j]);
+                    // Quantizing an activation moves it by at most half its block's step.
+                    if (quant) act_err += std::fabs(wd[r * c.k + j]) * 0.5 * xq[j / 32].d;
+                }
+                // f32 accumulation of k products: at most k * eps_f32 * sum|w x| (a rigorous bound); the
+                // integer block sums are exact.
+                const double tol = act_err + c.k * 0x1p-24 * mag + 1e-30;
+                EXPECT_NEAR(y[r], want, tol) << kt->isa << " / " << c.name << " row " << r;
+            }
+        }
+    }
+}
+
+TEST(kernels, best_table_is_the_widest_the_cpu_has) {
+    const auto t = tables();
+    EXPECT_EQ(kernels_best().isa, t.back()->isa);
+}
+
+}  // namespace
+}  // namespace mm
