@@ -19,14 +19,21 @@ inline __m256i dot_u8_s8(__m256i u, __m256i s) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 }
 
-float row_q8_0(const block_q8_0* w, const block_q8_act* x, int64_t nb) {
+// Block b of the activations as one register, whether it sits in a four-block group or plain.
+inline __m256i load_x(q8_act_row x, int64_t b) {
+    const int8_t* lo = x.qs + q8_act_index(x.n_blocks, b, 0);
+    const int8_t* hi = x.qs + q8_act_index(x.n_blocks, b, 16);
+    return _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(hi), reinterpret_cast<const __m128i*>(lo));
+}
+
+float row_q8_0(const block_q8_0* w, q8_act_row x, int64_t nb) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     int64_t i = 0;
     auto one = [&](int64_t b, __m256& acc) {
         const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs));
-        const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
+        const __m256i xq = load_x(x, b);
         const __m256i p = dot_u8_s8(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(f16_scalar(w[b].d) * x[b].d), acc);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(f16_scalar(w[b].d) * x.d[b]), acc);
     };
     for (; i + 2 <= nb; i += 2) {
         one(i, acc0);
@@ -36,26 +43,26 @@ float row_q8_0(const block_q8_0* w, const block_q8_act* x, int64_t nb) {
     return hsum(_mm256_add_ps(acc0, acc1));
 }
 
-float row_q4_0(const block_q4_0* w, const block_q8_act* x, int64_t nb) {
+float row_q4_0(const block_q4_0* w, q8_act_row x, int64_t nb) {
     __m256 acc = _mm256_setzero_ps();
     float corr = 0.0f;  // the nibbles' +8 offset, folded in per block (see kernels_avx512.cpp)
     for (int64_t b = 0; b < nb; ++b) {
         const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].qs));
         const __m128i m = _mm_set1_epi8(0x0f);
         const __m256i nib = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
-        const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
-        const float s = f16_scalar(w[b].d) * x[b].d;
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8_s8(nib, xq)), _mm256_set1_ps(s), acc);
-        corr += s * static_cast<float>(x[b].sum);
+        const __m256i xq = load_x(x, b);
+        const float dw = f16_scalar(w[b].d);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8_s8(nib, xq)), _mm256_set1_ps(dw * x.d[b]), acc);
+        corr += dw * x.dsum[b];
     }
     return hsum(acc) - 8.0f * corr;
 }
 
-void rows_q8_0(const std::byte* w, size_t row_bytes, int64_t n_rows, const block_q8_act* x, int64_t n, float* y) {
+void rows_q8_0(const std::byte* w, size_t row_bytes, int64_t n_rows, q8_act_row x, int64_t n, float* y) {
     for (int64_t r = 0; r < n_rows; ++r) y[r] = row_q8_0(reinterpret_cast<const block_q8_0*>(w + r * row_bytes), x, n / k_qk);
 }
 
-void rows_q4_0(const std::byte* w, size_t row_bytes, int64_t n_rows, const block_q8_act* x, int64_t n, float* y) {
+void rows_q4_0(const std::byte* w, size_t row_bytes, int64_t n_rows, q8_act_row x, int64_t n, float* y) {
     for (int64_t r = 0; r < n_rows; ++r) y[r] = row_q4_0(reinterpret_cast<const block_q4_0*>(w + r * row_bytes), x, n / k_qk);
 }
 

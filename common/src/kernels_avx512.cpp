@@ -1,91 +1,158 @@
 // AVX-512 (F/BW/VL/DQ + VNNI) kernels. Compiled with those flags; called only after cpu_features_detect().
-// Two quant blocks fill one 512-bit register; int8 products sum exactly in int32 (vpdpbusd), and only the
-// per-block scale multiply is in f32.
+// Quant blocks go four to a register (one half of each per 128-bit lane); int8 products sum exactly in
+// int32 (vpdpbusd), sixteen blocks' sums meet in one register, and only their scale multiply is in f32.
 #include <immintrin.h>
+
+#include <algorithm>
 
 #include "common/kernels.h"
 
 namespace mm {
 namespace {
 
-// Two blocks' f16 scales -> [d0 x 8, d1 x 8] f32, times the activations' scales.
-inline __m512 pair_scales(uint16_t h0, uint16_t h1, float x0, float x1) {
-    const __m128 d = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(h0 | (static_cast<uint32_t>(h1) << 16))));
-    const __m128 s = _mm_mul_ps(d, _mm_setr_ps(x0, x1, 0.0f, 0.0f));
-    const __m512i idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(s));
-}
-
-inline __m512i load_pair(const void* a, const void* b) {
-    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(static_cast<const __m256i*>(a))),
-                              _mm256_loadu_si256(static_cast<const __m256i*>(b)), 1);
+// Four 16-byte pieces in one register, 128-bit lane k from p[k].
+inline __m512i load4x16(const void* p0, const void* p1, const void* p2, const void* p3) {
+    __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(static_cast<const __m128i*>(p0)));
+    v = _mm512_inserti32x4(v, _mm_loadu_si128(static_cast<const __m128i*>(p1)), 1);
+    v = _mm512_inserti32x4(v, _mm_loadu_si128(static_cast<const __m128i*>(p2)), 2);
+    return _mm512_inserti32x4(v, _mm_loadu_si128(static_cast<const __m128i*>(p3)), 3);
 }
 
 // Signed x signed int8 dot via vpdpbusd (unsigned x signed): |w| times x with w's sign moved onto x.
-inline __m512i dot_s8_pair(__m512i w, __m512i x) {
-    const __mmask64 neg = _mm512_movepi8_mask(w);
-    const __m512i sx = _mm512_mask_sub_epi8(x, neg, _mm512_setzero_si512(), x);
-    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(w), sx);
+inline __m512i dot_s8(__m512i acc, __m512i w, __m512i x) {
+    const __m512i sx = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(w), _mm512_setzero_si512(), x);
+    return _mm512_dpbusd_epi32(acc, _mm512_abs_epi8(w), sx);
 }
 
-float row_q8_0(const block_q8_0* w, const block_q8_act* x, int64_t nb) {
+// Integer dot of one four-block group with the activations: 128-bit lane k holds block k's four partial sums.
+inline __m512i group_q8_0(const block_q8_0* w, const int8_t* xq) {
+    const __m512i lo = load4x16(w[0].qs, w[1].qs, w[2].qs, w[3].qs);
+    const __m512i hi = load4x16(w[0].qs + 16, w[1].qs + 16, w[2].qs + 16, w[3].qs + 16);
+    return dot_s8(dot_s8(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xq)), hi, _mm512_loadu_si512(xq + 64));
+}
+
+// q4_0 nibbles are unsigned (0..15), so vpdpbusd takes them as they are; the -8 is folded in by the caller.
+inline __m512i group_q4_0(const block_q4_0* w, const int8_t* xq) {
+    const __m512i v = load4x16(w[0].qs, w[1].qs, w[2].qs, w[3].qs);
+    const __m512i m = _mm512_set1_epi8(0x0f);
+    const __m512i lo = _mm512_and_si512(v, m), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m);
+    return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xq)), hi,
+                               _mm512_loadu_si512(xq + 64));
+}
+
+// Four groups' partial sums -> one sum per block, lane 4k + j holding block 4j + k of the sixteen.
+inline __m512i sum_groups(__m512i r0, __m512i r1, __m512i r2, __m512i r3) {
+    const __m512i u01 = _mm512_add_epi32(_mm512_unpacklo_epi32(r0, r1), _mm512_unpackhi_epi32(r0, r1));
+    const __m512i u23 = _mm512_add_epi32(_mm512_unpacklo_epi32(r2, r3), _mm512_unpackhi_epi32(r2, r3));
+    return _mm512_add_epi32(_mm512_unpacklo_epi64(u01, u23), _mm512_unpackhi_epi64(u01, u23));
+}
+
+// Block index within the sixteen for each lane of sum_groups' result.
+inline __m512i lane_blocks() { return _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15); }
+
+// The sixteen blocks' f16 scales in sum_groups' lane order, picked out of 64-byte loads of the blocks
+// (word shuffles are far cheaper than a gather). Lane 4k + j wants block k of group j.
+inline __m512 scales_q4_0(const block_q4_0* w, int n_groups) {
+    // A q4_0 group is 72 bytes; its four scales sit at words 0, 9, 18, 27 of a 64-byte load at its start.
+    const __m512i z = _mm512_setzero_si512();
+    const __m512i g0 = _mm512_loadu_si512(w);
+    const __m512i g1 = n_groups > 1 ? _mm512_loadu_si512(w + 4) : z;
+    const __m512i g2 = n_groups > 2 ? _mm512_loadu_si512(w + 8) : z;
+    const __m512i g3 = n_groups > 3 ? _mm512_loadu_si512(w + 12) : z;
+    // Lanes of groups 0 / 2 read the first register (word 9k), lanes of groups 1 / 3 the second (32 + 9k).
+    const __m512i idx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                         59, 27, 59, 27, 50, 18, 50, 18, 41, 9, 41, 9, 32, 0, 32, 0);
+    const __m512i t01 = _mm512_permutex2var_epi16(g0, idx, g1);
+    const __m512i t23 = _mm512_permutex2var_epi16(g2, idx, g3);
+    const __m512i d = _mm512_mask_blend_epi16(0xCCCC, t01, t23);  // lanes of groups 2, 3 from t23
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(d));
+}
+
+inline __m512 scales_q8_0(const block_q8_0* w, int n_groups) {
+    // A q8_0 group is 136 bytes: a 64-byte load at block 0 holds the scales of blocks 0, 1 (words 0, 17), one
+    // at block 2 those of blocks 2, 3. The same word pick serves every group; blends then take each group's lanes.
+    const __m512i idx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                         49, 49, 49, 49, 32, 32, 32, 32, 17, 17, 17, 17, 0, 0, 0, 0);
+    auto group = [&](int j) {
+        return _mm512_permutex2var_epi16(_mm512_loadu_si512(w + 4 * j), idx, _mm512_loadu_si512(w + 4 * j + 2));
+    };
+    __m512i d = group(0);
+    if (n_groups > 1) d = _mm512_mask_blend_epi16(0x2222, d, group(1));
+    if (n_groups > 2) d = _mm512_mask_blend_epi16(0x4444, d, group(2));
+    if (n_groups > 3) d = _mm512_mask_blend_epi16(0x8888, d, group(3));
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(d));
+}
+
+// Up to sixteen blocks (n_groups full groups) starting at block i, scaled and summed into f32 lanes, plus the
+// q4_0 offset term d_w * dsum in *corr when asked. Lanes of missing groups come out 0.
+template <class B, __m512i (*group)(const B*, const int8_t*), __m512 (*scales)(const B*, int)>
+inline __m512 sixteen(const B* w, q8_act_row x, int64_t i, int n_groups, __m512 acc, __m512* corr) {
+    const __m512i zero = _mm512_setzero_si512();
+    const __m512i r0 = group(w + i, x.qs + i * k_qk);
+    const __m512i r1 = n_groups > 1 ? group(w + i + 4, x.qs + (i + 4) * k_qk) : zero;
+    const __m512i r2 = n_groups > 2 ? group(w + i + 8, x.qs + (i + 8) * k_qk) : zero;
+    const __m512i r3 = n_groups > 3 ? group(w + i + 12, x.qs + (i + 12) * k_qk) : zero;
+    const __m512i sums = sum_groups(r0, r1, r2, r3);
+
+    const __m512i blk = lane_blocks();
+    const __m512 dw = scales(w + i, n_groups);
+    const __mmask16 loaded = static_cast<__mmask16>((1u << (4 * n_groups)) - 1);
+    const __m512 xd = _mm512_permutexvar_ps(blk, _mm512_maskz_loadu_ps(loaded, x.d + i));
+    if (corr) *corr = _mm512_fmadd_ps(dw, _mm512_permutexvar_ps(blk, _mm512_maskz_loadu_ps(loaded, x.dsum + i)), *corr);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_mul_ps(dw, xd), acc);
+}
+
+float row_q8_0(const block_q8_0* w, q8_act_row x, int64_t nb) {
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    const int64_t grouped = nb / 4 * 4;
     int64_t i = 0;
-    for (; i + 4 <= nb; i += 4) {
-        const __m512i p0 = dot_s8_pair(load_pair(w[i].qs, w[i + 1].qs), load_pair(x[i].qs, x[i + 1].qs));
-        const __m512i p1 = dot_s8_pair(load_pair(w[i + 2].qs, w[i + 3].qs), load_pair(x[i + 2].qs, x[i + 3].qs));
-        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p0), pair_scales(w[i].d, w[i + 1].d, x[i].d, x[i + 1].d), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p1), pair_scales(w[i + 2].d, w[i + 3].d, x[i + 2].d, x[i + 3].d), acc1);
+    for (; i + 32 <= grouped; i += 32) {
+        acc0 = sixteen<block_q8_0, group_q8_0, scales_q8_0>(w, x, i, 4, acc0, nullptr);
+        acc1 = sixteen<block_q8_0, group_q8_0, scales_q8_0>(w, x, i + 16, 4, acc1, nullptr);
     }
-    for (; i + 2 <= nb; i += 2) {
-        const __m512i p = dot_s8_pair(load_pair(w[i].qs, w[i + 1].qs), load_pair(x[i].qs, x[i + 1].qs));
-        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), pair_scales(w[i].d, w[i + 1].d, x[i].d, x[i + 1].d), acc0);
+    while (i < grouped) {
+        const int g = static_cast<int>(std::min<int64_t>(4, (grouped - i) / 4));
+        acc0 = sixteen<block_q8_0, group_q8_0, scales_q8_0>(w, x, i, g, acc0, nullptr);
+        i += 4 * g;
     }
-    float tail = 0.0f;
-    if (i < nb) {  // one block left: pair it with itself and keep the low half
-        const __m512i p = dot_s8_pair(load_pair(w[i].qs, w[i].qs), load_pair(x[i].qs, x[i].qs));
-        const __m512 s = pair_scales(w[i].d, 0, x[i].d, 0.0f);
-        tail = _mm512_reduce_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(p), s));
+    float tail = 0.0f;  // up to three plain blocks
+    for (; i < nb; ++i) {
+        int32_t s = 0;
+        for (int j = 0; j < k_qk; ++j) s += w[i].qs[j] * x.qs[i * k_qk + j];
+        tail += _cvtsh_ss(w[i].d) * x.d[i] * static_cast<float>(s);
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + tail;
 }
 
-// Two q4_0 blocks -> 64 unsigned nibbles laid out as the activations are: [b0 lo, b0 hi, b1 lo, b1 hi].
-inline __m512i unpack_q4_pair(const block_q4_0& a, const block_q4_0& b) {
-    const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.qs))),
-                                              _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs)), 1);
-    const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 4), 1);  // [a lo, b lo, a hi, b hi]
-    const __m512i nib = _mm512_and_si512(both, _mm512_set1_epi8(0x0f));
-    return _mm512_shuffle_i64x2(nib, nib, _MM_SHUFFLE(3, 1, 2, 0));
-}
-
-float row_q4_0(const block_q4_0* w, const block_q8_act* x, int64_t nb) {
-    // Nibbles are unsigned (0..15) so vpdpbusd takes them as they are; the -8 offset is folded in per block
-    // as -8 * d_w * d_x * sum(x.qs), accumulated separately in `corr`.
-    __m512 acc = _mm512_setzero_ps();
-    float corr = 0.0f;
+float row_q4_0(const block_q4_0* w, q8_act_row x, int64_t nb) {
+    // sum over blocks of d_w * d_x * (sum(nib * x) - 8 * sum(x)): the second term is `corr`.
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), corr = _mm512_setzero_ps();
+    const int64_t grouped = nb / 4 * 4;
     int64_t i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), unpack_q4_pair(w[i], w[i + 1]),
-                                              load_pair(x[i].qs, x[i + 1].qs));
-        const __m512 s = pair_scales(w[i].d, w[i + 1].d, x[i].d, x[i + 1].d);
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s, acc);
-        corr += s[0] * static_cast<float>(x[i].sum) + s[8] * static_cast<float>(x[i + 1].sum);
+    for (; i + 32 <= grouped; i += 32) {
+        acc0 = sixteen<block_q4_0, group_q4_0, scales_q4_0>(w, x, i, 4, acc0, &corr);
+        acc1 = sixteen<block_q4_0, group_q4_0, scales_q4_0>(w, x, i + 16, 4, acc1, &corr);
     }
-    if (i < nb) {
-        const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), unpack_q4_pair(w[i], w[i]), load_pair(x[i].qs, x[i].qs));
-        const __m512 s = pair_scales(w[i].d, 0, x[i].d, 0.0f);
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s, acc);
-        corr += s[0] * static_cast<float>(x[i].sum);
+    while (i < grouped) {
+        const int g = static_cast<int>(std::min<int64_t>(4, (grouped - i) / 4));
+        acc0 = sixteen<block_q4_0, group_q4_0, scales_q4_0>(w, x, i, g, acc0, &corr);
+        i += 4 * g;
     }
-    return _mm512_reduce_add_ps(acc) - 8.0f * corr;
+    float tail = 0.0f;
+    for (; i < nb; ++i) {
+        int32_t s = 0;
+        for (int j = 0; j < k_qk / 2; ++j)
+            s += ((w[i].qs[j] & 0x0f) - 8) * x.qs[i * k_qk + j] + ((w[i].qs[j] >> 4) - 8) * x.qs[i * k_qk + j + 16];
+        tail += _cvtsh_ss(w[i].d) * x.d[i] * static_cast<float>(s);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) - 8.0f * _mm512_reduce_add_ps(corr) + tail;
 }
 
-void rows_q8_0(const std::byte* w, size_t row_bytes, int64_t n_rows, const block_q8_act* x, int64_t n, float* y) {
+void rows_q8_0(const std::byte* w, size_t row_bytes, int64_t n_rows, q8_act_row x, int64_t n, float* y) {
     for (int64_t r = 0; r < n_rows; ++r) y[r] = row_q8_0(reinterpret_cast<const block_q8_0*>(w + r * row_bytes), x, n / k_qk);
 }
 
-void rows_q4_0(const std::byte* w, size_t row_bytes, int64_t n_rows, const block_q8_act* x, int64_t n, float* y) {
+void rows_q4_0(const std::byte* w, size_t row_bytes, int64_t n_rows, q8_act_row x, int64_t n, float* y) {
     for (int64_t r = 0; r < n_rows; ++r) y[r] = row_q4_0(reinterpret_cast<const block_q4_0*>(w + r * row_bytes), x, n / k_qk);
 }
 

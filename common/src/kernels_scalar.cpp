@@ -5,29 +5,29 @@
 namespace mm {
 namespace {
 
-void rows_q8_0(const std::byte* w, size_t row_bytes, int64_t n_rows, const block_q8_act* x, int64_t n, float* y) {
+void rows_q8_0(const std::byte* w, size_t row_bytes, int64_t n_rows, q8_act_row x, int64_t n, float* y) {
     for (int64_t r = 0; r < n_rows; ++r) {
         auto* b = reinterpret_cast<const block_q8_0*>(w + r * row_bytes);
         float acc = 0.0f;
         for (int64_t i = 0; i < n / k_qk; ++i) {
             int32_t s = 0;
-            for (int j = 0; j < k_qk; ++j) s += b[i].qs[j] * x[i].qs[j];
-            acc += f16_to_f32(b[i].d) * x[i].d * static_cast<float>(s);
+            for (int j = 0; j < k_qk; ++j) s += b[i].qs[j] * x.qs[q8_act_index(x.n_blocks, i, j)];
+            acc += f16_to_f32(b[i].d) * x.d[i] * static_cast<float>(s);
         }
         y[r] = acc;
     }
 }
 
-void rows_q4_0(const std::byte* w, size_t row_bytes, int64_t n_rows, const block_q8_act* x, int64_t n, float* y) {
+void rows_q4_0(const std::byte* w, size_t row_bytes, int64_t n_rows, q8_act_row x, int64_t n, float* y) {
     for (int64_t r = 0; r < n_rows; ++r) {
         auto* b = reinterpret_cast<const block_q4_0*>(w + r * row_bytes);
         float acc = 0.0f;
         for (int64_t i = 0; i < n / k_qk; ++i) {
             int32_t s = 0;
             for (int j = 0; j < k_qk / 2; ++j)
-                s += (b[i].qs[j] & 0x0f) * x[i].qs[j] + (b[i].qs[j] >> 4) * x[i].qs[j + k_qk / 2];
-            s -= 8 * x[i].sum;  // the nibbles carry a +8 offset
-            acc += f16_to_f32(b[i].d) * x[i].d * static_cast<float>(s);
+                s += ((b[i].qs[j] & 0x0f) - 8) * x.qs[q8_act_index(x.n_blocks, i, j)] +
+                     ((b[i].qs[j] >> 4) - 8) * x.qs[q8_act_index(x.n_blocks, i, j + k_qk / 2)];
+            acc += f16_to_f32(b[i].d) * x.d[i] * static_cast<float>(s);
         }
         y[r] = acc;
     }

@@ -66,11 +66,8 @@ void matmul_kernels(thread_pool& pool, const tensor& x, const tensor& w, tensor&
     const int64_t m = x.rows(), k = x.cols(), n = w.rows();
     const kernel_table& kt = kernels_best();
     const bool quant = dtype_is_quantized(w.type());
-    std::vector<block_q8_act> xq;
-    if (quant) {
-        xq.resize(static_cast<size_t>(m * (k / k_qk)));
-        for (int64_t i = 0; i < m; ++i) quantize_act_q8(x.data<float>() + i * k, xq.data() + i * (k / k_qk), k);
-    }
+    q8_act xq;
+    if (quant) quantize_act_q8(x.data<float>(), m, k, xq);
     const size_t row_bytes = w.row_bytes();
     const auto* wp = static_cast<const std::byte*>(w.raw());
     pool.parallel_for(
@@ -82,8 +79,8 @@ void matmul_kernels(thread_pool& pool, const tensor& x, const tensor& w, tensor&
                 for (int64_t i = 0; i < m; ++i) {
                     float* out = y.data<float>() + i * n + t0;
                     switch (w.type()) {
-                        case dtype::q8_0: kt.rows_q8_0(tile, row_bytes, nt, xq.data() + i * (k / k_qk), k, out); break;
-                        case dtype::q4_0: kt.rows_q4_0(tile, row_bytes, nt, xq.data() + i * (k / k_qk), k, out); break;
+                        case dtype::q8_0: kt.rows_q8_0(tile, row_bytes, nt, xq.row(i), k, out); break;
+                        case dtype::q4_0: kt.rows_q4_0(tile, row_bytes, nt, xq.row(i), k, out); break;
                         case dtype::f16: kt.rows_f16(tile, row_bytes, nt, x.data<float>() + i * k, k, out); break;
                         case dtype::bf16: kt.rows_bf16(tile, row_bytes, nt, x.data<float>() + i * k, k, out); break;
                         case dtype::f32: MM_ASSERT(false);

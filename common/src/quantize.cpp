@@ -1,5 +1,6 @@
 #include "common/quantize.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "common/fp16.h"
@@ -52,20 +53,28 @@ void dequantize_row_q4_0(const block_q4_0* x, float* y, int64_t n) {
     }
 }
 
-void quantize_act_q8(const float* x, block_q8_act* y, int64_t n) {
-    for (int64_t b = 0; b < n / k_qk; ++b, x += k_qk) {
-        float amax = 0.0f;
-        for (int i = 0; i < k_qk; ++i) amax = std::max(amax, std::fabs(x[i]));
-        const float d = amax / 127.0f;
-        const float id = d != 0.0f ? 127.0f / amax : 0.0f;
-        int32_t sum = 0;
-        for (int i = 0; i < k_qk; ++i) {
-            const int q = static_cast<int>(std::nearbyint(x[i] * id));
-            y[b].qs[i] = static_cast<int8_t>(q);
-            sum += q;
+void quantize_act_q8(const float* x, int64_t m, int64_t n, q8_act& out) {
+    const int64_t nb = n / k_qk;
+    out.n = n;
+    out.qs.resize(static_cast<size_t>(m * n));
+    out.d.resize(static_cast<size_t>(m * nb));
+    out.dsum.resize(static_cast<size_t>(m * nb));
+    for (int64_t r = 0; r < m; ++r) {
+        int8_t* qs = out.qs.data() + r * n;
+        for (int64_t b = 0; b < nb; ++b, x += k_qk) {
+            float amax = 0.0f;
+            for (int i = 0; i < k_qk; ++i) amax = std::max(amax, std::fabs(x[i]));
+            const float d = amax / 127.0f;
+            const float id = d != 0.0f ? 127.0f / amax : 0.0f;
+            int32_t sum = 0;
+            for (int i = 0; i < k_qk; ++i) {
+                const auto q = static_cast<int8_t>(std::nearbyint(x[i] * id));
+                qs[q8_act_index(nb, b, i)] = q;
+                sum += q;
+            }
+            out.d[r * nb + b] = d;
+            out.dsum[r * nb + b] = d * static_cast<float>(sum);  // sum itself is exact in f32 (|sum| <= 32 * 127)
         }
-        y[b].d = d;
-        y[b].sum = sum;
     }
 }
 

@@ -116,16 +116,21 @@ TEST(quant, q4_0_round_trip_error_within_one_step) {
 }
 
 TEST(quant, activation_blocks_carry_their_sum) {
-    const auto x = gaussian(256, 5);
-    std::vector<block_q8_act> a(8);
-    quantize_act_q8(x.data(), a.data(), 256);
-    for (int b = 0; b < 8; ++b) {
-        int s = 0;
-        for (int i = 0; i < 32; ++i) {
-            s += a[b].qs[i];
-            EXPECT_LE(std::fabs(a[b].d * a[b].qs[i] - x[b * 32 + i]), 0.5f * a[b].d * 1.0001f) << b << " " << i;
+    const auto x = gaussian(2 * 256, 5);
+    q8_act a;
+    quantize_act_q8(x.data(), 2, 256, a);
+    for (int row = 0; row < 2; ++row) {
+        const q8_act_row r = a.row(row);
+        for (int b = 0; b < 8; ++b) {
+            int s = 0;
+            for (int i = 0; i < 32; ++i) {
+                const int8_t q = r.qs[q8_act_index(r.n_blocks, b, i)];
+                s += q;
+                // Round to nearest: within half a step (the 1.0001 covers f32 rounding of x * (1/d)).
+                EXPECT_LE(std::fabs(r.d[b] * q - x[row * 256 + b * 32 + i]), 0.5f * r.d[b] * 1.0001f) << b << " " << i;
+            }
+            EXPECT_EQ(r.dsum[b], r.d[b] * static_cast<float>(s)) << b;
         }
-        EXPECT_EQ(a[b].sum, s) << b;
     }
 }
 
@@ -149,16 +154,13 @@ TEST(kernels, every_isa_matches_the_reference) {
             tensor w = convert(tensor::from({c.n_rows, c.k}, wf), c.type);
             const auto wd = ref::dequantize(c.type, w.raw(), c.n_rows * c.k);  // what the kernel should see
             std::vector<float> y(static_cast<size_t>(c.n_rows));
-            std::vector<block_q8_act> xq;
+            q8_act xq;
             const bool quant = dtype_is_quantized(c.type);
-            if (quant) {
-                xq.resize(static_cast<size_t>(c.k / 32));
-                quantize_act_q8(x.data(), xq.data(), c.k);
-            }
+            if (quant) quantize_act_q8(x.data(), 1, c.k, xq);
             auto* wp = static_cast<const std::byte*>(w.raw());
             switch (c.type) {
-                case dtype::q8_0: kt->rows_q8_0(wp, w.row_bytes(), c.n_rows, xq.data(), c.k, y.data()); break;
-                case dtype::q4_0: kt->rows_q4_0(wp, w.row_bytes(), c.n_rows, xq.data(), c.k, y.data()); break;
+                case dtype::q8_0: kt->rows_q8_0(wp, w.row_bytes(), c.n_rows, xq.row(0), c.k, y.data()); break;
+                case dtype::q4_0: kt->rows_q4_0(wp, w.row_bytes(), c.n_rows, xq.row(0), c.k, y.data()); break;
                 case dtype::f16: kt->rows_f16(wp, w.row_bytes(), c.n_rows, x.data(), c.k, y.data()); break;
                 case dtype::bf16: kt->rows_bf16(wp, w.row_bytes(), c.n_rows, x.data(), c.k, y.data()); break;
                 case dtype::f32: break;
@@ -169,7 +171,7 @@ TEST(kernels, every_isa_matches_the_reference) {
                     want += static_cast<double>(wd[r * c.k + j]) * x[j];
                     mag += std::fabs(static_cast<double>(wd[r * c.k + j]) * x[j]);
                     // Quantizing an activation moves it by at most half its block's step.
-                    if (quant) act_err += std::fabs(wd[r * c.k + j]) * 0.5 * xq[j / 32].d;
+                    if (quant) act_err += std::fabs(wd[r * c.k + j]) * 0.5 * xq.d[j / 32];
                 }
                 // f32 accumulation of k products: at most k * eps_f32 * sum|w x| (a rigorous bound); the
                 // integer block sums are exact.

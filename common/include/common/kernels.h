@@ -5,27 +5,50 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "common/dtype.h"
 
 namespace mm {
 
-// Activations quantized on the fly for the q8_0 / q4_0 kernels: like q8_0, but with an f32 scale (no f16
-// rounding of the activation's scale) and the sum of qs, which q4_0's kernel uses to fold its -8 offset.
-struct block_q8_act {
-    float d;
-    int32_t sum;
-    int8_t qs[k_qk];
+// One activation row quantized on the fly for the q8_0 / q4_0 kernels: per 32-block an int8 step like
+// q8_0's, but with an f32 scale (no f16 rounding), laid out by field so a kernel loads several blocks' qs or
+// scales with one load.
+//
+// qs order: blocks in groups of four, each group's 128 bytes holding the four first halves, then the four
+// second halves: [b0[0:16] b1[0:16] b2[0:16] b3[0:16] b0[16:32] b1[16:32] b2[16:32] b3[16:32]]. One 512-bit
+// load then meets one half of four q4_0 blocks as their nibbles unpack (low nibbles are elements 0..15).
+// Blocks after the last full group are stored plain.
+struct q8_act_row {
+    const int8_t* qs;   // [n], in the order above
+    const float* d;     // [n / 32] scale per block
+    const float* dsum;  // [n / 32] d * sum(qs) per block: q4_0's kernel folds its -8 offset with it
+    int64_t n_blocks;
 };
-static_assert(sizeof(block_q8_act) == 40);
 
-void quantize_act_q8(const float* x, block_q8_act* y, int64_t n);  // n a multiple of 32
+// Where element j (0..31) of block b sits in q8_act_row::qs.
+inline int64_t q8_act_index(int64_t n_blocks, int64_t b, int j) {
+    if (b >= n_blocks / 4 * 4) return b * k_qk + j;
+    return (b / 4) * 128 + (j / 16) * 64 + (b % 4) * 16 + (j % 16);
+}
+
+// Owns the quantized rows of an [m, n] activation matrix.
+struct q8_act {
+    int64_t n = 0;
+    std::vector<int8_t> qs;
+    std::vector<float> d, dsum;
+    q8_act_row row(int64_t i) const {
+        const int64_t nb = n / k_qk;
+        return {qs.data() + i * n, d.data() + i * nb, dsum.data() + i * nb, nb};
+    }
+};
+void quantize_act_q8(const float* x, int64_t m, int64_t n, q8_act& out);  // x[m, n], n a multiple of 32
 
 // y[r] = dot(weight row r, x) for r in [0, n_rows). Weight rows are row_bytes apart.
 struct kernel_table {
     std::string_view isa;  // "scalar", "avx2", "avx512"
-    void (*rows_q8_0)(const std::byte* w, size_t row_bytes, int64_t n_rows, const block_q8_act* x, int64_t n, float* y);
-    void (*rows_q4_0)(const std::byte* w, size_t row_bytes, int64_t n_rows, const block_q8_act* x, int64_t n, float* y);
+    void (*rows_q8_0)(const std::byte* w, size_t row_bytes, int64_t n_rows, q8_act_row x, int64_t n, float* y);
+    void (*rows_q4_0)(const std::byte* w, size_t row_bytes, int64_t n_rows, q8_act_row x, int64_t n, float* y);
     void (*rows_f16)(const std::byte* w, size_t row_bytes, int64_t n_rows, const float* x, int64_t n, float* y);
     void (*rows_bf16)(const std::byte* w, size_t row_bytes, int64_t n_rows, const float* x, int64_t n, float* y);
 };
