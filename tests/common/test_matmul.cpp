@@ -8,18 +8,11 @@
 
 #include "common/ops.h"
 #include "common/quantize.h"
+#include "ref/compare.h"
 #include "ref/ref_matmul.h"
 
 namespace mm {
 namespace {
-
-std::vector<float> gaussian(int64_t n, uint32_t seed) {
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> dist(0.0f, 1.0f);
-    std::vector<float> v(static_cast<size_t>(n));
-    for (auto& x : v) x = dist(rng);
-    return v;
-}
 
 struct matmul_case { const char* name; dtype type; int64_t m, k, n; };
 const matmul_case k_cases[] = {
@@ -33,9 +26,9 @@ const matmul_case k_cases[] = {
 };
 
 void check(thread_pool& pool, const matmul_case& c) {
-    const auto xf = gaussian(c.m * c.k, 1);
+    const auto xf = test::random_gaussian(c.m * c.k, 1);
     const tensor x = tensor::from({c.m, c.k}, xf);
-    tensor wf32 = tensor::from({c.n, c.k}, gaussian(c.n * c.k, 2));
+    tensor wf32 = tensor::from({c.n, c.k}, test::random_gaussian(c.n * c.k, 2));
     const tensor w = c.type == dtype::f32 ? wf32.clone() : convert(wf32, c.type);
     const auto wd = ref::dequantize(c.type, w.raw(), c.n * c.k);
     tensor y = tensor::zeros(dtype::f32, {c.m, c.n});
@@ -72,8 +65,8 @@ TEST(matmul, matches_reference_on_every_dtype_and_path) {
 
 TEST(matmul, matvec_is_matmul_with_one_row) {
     thread_pool pool(2);
-    const tensor w = convert(tensor::from({129, 96}, gaussian(129 * 96, 3)), dtype::q8_0);
-    const tensor x = tensor::from({96}, gaussian(96, 4));
+    const tensor w = convert(tensor::from({129, 96}, test::random_gaussian(129 * 96, 3)), dtype::q8_0);
+    const tensor x = tensor::from({96}, test::random_gaussian(96, 4));
     tensor y1 = tensor::zeros(dtype::f32, {129});
     tensor y2 = tensor::zeros(dtype::f32, {1, 129});
     ops::matvec(pool, w, x, y1);

@@ -10,18 +10,11 @@
 #include "common/kernels.h"
 #include "common/quantize.h"
 #include "common/tensor.h"
+#include "ref/compare.h"
 #include "ref/ref_matmul.h"
 
 namespace mm {
 namespace {
-
-std::vector<float> gaussian(int64_t n, uint32_t seed, float sigma = 1.0f) {
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> dist(0.0f, sigma);
-    std::vector<float> v(static_cast<size_t>(n));
-    for (auto& x : v) x = dist(rng);
-    return v;
-}
 
 std::vector<const kernel_table*> tables() {
     std::vector<const kernel_table*> t{&kernels_scalar()};
@@ -74,7 +67,7 @@ const quant_case k_quant_cases[] = {
 
 TEST(quant, q8_0_round_trip_error_within_half_a_step) {
     for (const auto& c : k_quant_cases) {
-        const auto x = gaussian(c.n, 11, c.sigma);
+        const auto x = test::random_gaussian(c.n, 11, c.sigma);
         std::vector<block_q8_0> q(static_cast<size_t>(c.n / 32));
         quantize_row_q8_0(x.data(), q.data(), c.n);
         const auto back = ref::dequantize(dtype::q8_0, q.data(), c.n);
@@ -96,7 +89,7 @@ TEST(quant, q8_0_round_trip_error_within_half_a_step) {
 
 TEST(quant, q4_0_round_trip_error_within_one_step) {
     for (const auto& c : k_quant_cases) {
-        const auto x = gaussian(c.n, 12, c.sigma);
+        const auto x = test::random_gaussian(c.n, 12, c.sigma);
         std::vector<block_q4_0> q(static_cast<size_t>(c.n / 32));
         quantize_row_q4_0(x.data(), q.data(), c.n);
         const auto back = ref::dequantize(dtype::q4_0, q.data(), c.n);
@@ -116,7 +109,7 @@ TEST(quant, q4_0_round_trip_error_within_one_step) {
 }
 
 TEST(quant, activation_blocks_carry_their_sum) {
-    const auto x = gaussian(2 * 256, 5);
+    const auto x = test::random_gaussian(2 * 256, 5);
     q8_act a;
     quantize_act_q8(x.data(), 2, 256, a);
     for (int row = 0; row < 2; ++row) {
@@ -149,8 +142,8 @@ const dot_case k_dot_cases[] = {
 TEST(kernels, every_isa_matches_the_reference) {
     for (const auto* kt : tables()) {
         for (const auto& c : k_dot_cases) {
-            const auto wf = gaussian(c.n_rows * c.k, 21, 0.5f);
-            const auto x = gaussian(c.k, 22);
+            const auto wf = test::random_gaussian(c.n_rows * c.k, 21, 0.5f);
+            const auto x = test::random_gaussian(c.k, 22);
             tensor w = convert(tensor::from({c.n_rows, c.k}, wf), c.type);
             const auto wd = ref::dequantize(c.type, w.raw(), c.n_rows * c.k);  // what the kernel should see
             std::vector<float> y(static_cast<size_t>(c.n_rows));

@@ -52,7 +52,8 @@ void rope(thread_pool& pool, const tensor& x, std::span<const int32_t> positions
 
 // Scaled-dot-product attention with a causal mask over a KV cache.
 // q[n_tokens, n_head, d_head]; k, v[n_kv, n_head_kv, d_head] hold cache positions 0..n_kv-1, where n_kv is the
-// cache's filled length. Query token i sits at position pos0 + i and sees keys 0..pos0 + i.
+// cache's filled length. Query token i sits at position pos0 + i and sees keys 0..min(pos0 + i, n_kv - 1),
+// so pos0 >= n_kv - 1 lets every query see every key (encoders, cross-attention).
 // n_head must be a multiple of n_head_kv (grouped-query heads share a KV head). y[n_tokens, n_head, d_head].
 void attention(thread_pool& pool, const tensor& q, const tensor& k, const tensor& v, int64_t pos0, float scale,
                tensor& y);
