@@ -1,1 +1,145 @@
-int main() { return 0; }
+// mmserve: the command line. Parses flags into server_params, runs the server until SIGINT/SIGTERM.
+// stdout carries one line (where we listen, for people and for scripts that asked for port 0); logs go to stderr.
+#include <charconv>
+#include <csignal>
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include "common/log.h"
+#include "common/status.h"
+#include "services/server.h"
+
+namespace {
+
+using mm::errc;
+using mm::status;
+using mm::services::server_params;
+
+constexpr int k_exit_usage = 2;  // bad command line, as with most Unix tools
+
+// Each flag is declared once: its name, argument, help, and how it lands in the params.
+struct serve_flag {
+    const char* name;
+    const char* arg;
+    const char* help;
+    status (*apply)(server_params& p, std::string_view value);
+};
+
+status parse_port(server_params& p, std::string_view v) {
+    unsigned port = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), port);
+    if (ec != std::errc() || end != v.data() + v.size() || v.empty() || port > 65535)
+        return status(errc::invalid_argument, "--port: expected 0..65535, got '" + std::string(v) + "'");
+    p.port = static_cast<uint16_t>(port);
+    return mm::ok_status();
+}
+
+status parse_host(server_params& p, std::string_view v) {
+    if (v.empty()) return status(errc::invalid_argument, "--host: must not be empty");
+    p.host = std::string(v);
+    return mm::ok_status();
+}
+
+constexpr serve_flag k_serve_flags[] = {
+    {"--host", "H", "address to listen on (default 127.0.0.1; 0.0.0.0 serves every interface)", parse_host},
+    {"--port", "P", "TCP port (default 8080; 0 lets the OS pick a free one, printed on start)", parse_port},
+};
+
+void print_usage(std::FILE* out) {
+    std::fprintf(out,
+                 "usage: mmserve <command> [options]\n\n"
+                 "commands:\n"
+                 "  serve    run the OpenAI-compatible HTTP server\n\n"
+                 "run 'mmserve serve --help' for the server's options.\n");
+}
+
+void print_serve_usage(std::FILE* out) {
+    std::fprintf(out, "usage: mmserve serve [options]\n\noptions:\n");
+    for (const auto& f : k_serve_flags) {
+        const std::string lhs = std::string(f.name) + " " + f.arg;
+        std::fprintf(out, "  %-12s %s\n", lhs.c_str(), f.help);
+    }
+    std::fprintf(out, "  %-12s %s\n", "--help", "print this help");
+    std::fprintf(out, "\nSIGINT or SIGTERM stops the server gracefully.\n");
+}
+
+int usage_error(const std::string& message, void (*usage)(std::FILE*)) {
+    std::fprintf(stderr, "mmserve: %s\n\n", message.c_str());
+    usage(stderr);
+    return k_exit_usage;
+}
+
+// Fills p from "--flag value" and "--flag=value"; a returned message means a usage error.
+status parse_serve_args(const std::vector<std::string_view>& args, server_params& p) {
+    for (size_t i = 0; i < args.size(); ++i) {
+        std::string_view name = args[i], value;
+        const bool inline_value = name.find('=') != std::string_view::npos;
+        if (inline_value) {
+            value = name.substr(name.find('=') + 1);
+            name = name.substr(0, name.find('='));
+        }
+        const serve_flag* flag = nullptr;
+        for (const auto& f : k_serve_flags)
+            if (name == f.name) flag = &f;
+        if (!flag) return status(errc::invalid_argument, "unknown option '" + std::string(args[i]) + "'");
+        if (!inline_value) {
+            if (i + 1 >= args.size()) return status(errc::invalid_argument, std::string(name) + ": missing value");
+            value = args[++i];
+        }
+        MM_TRY(flag->apply(p, value));
+    }
+    return mm::ok_status();
+}
+
+int serve(const std::vector<std::string_view>& args) {
+    for (auto a : args)
+        if (a == "--help" || a == "-h") {
+            print_serve_usage(stdout);
+            return 0;
+        }
+    server_params params;
+    if (status s = parse_serve_args(args, params); !s) return usage_error(s.message(), print_serve_usage);
+    if (status s = mm::services::validate(params); !s) return usage_error(s.message(), print_serve_usage);
+
+    // Blocked before the server starts, so a signal right after the "listening" line is never lost.
+    boost::asio::io_context signal_ioc(1);
+    boost::asio::signal_set signals(signal_ioc, SIGINT, SIGTERM);
+    int stop_signal = 0;
+    signals.async_wait([&](const boost::system::error_code&, int sig) { stop_signal = sig; });
+
+    mm::services::server srv(params);
+    if (status s = srv.start(); !s) {
+        mm::log_error("server_start_failed", {{"error", s.to_string()}});
+        std::fprintf(stderr, "mmserve: %s\n", s.message().c_str());
+        return 1;
+    }
+    const std::string host = srv.address().find(':') != std::string::npos ? "[" + srv.address() + "]" : srv.address();
+    const std::string url = "http://" + host + ":" + std::to_string(srv.port());
+    mm::log_info("server_listening", {{"address", srv.address()}, {"port", int{srv.port()}}, {"url", url}});
+    std::printf("mmserve listening on %s\n", url.c_str());
+    std::fflush(stdout);
+
+    signal_ioc.run();
+    mm::log_info("server_stopping", {{"signal", stop_signal == SIGINT ? "SIGINT" : "SIGTERM"}});
+    srv.stop();
+    mm::log_info("server_stopped", {{"url", url}});
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<std::string_view> args(argv + 1, argv + argc);
+    if (args.empty()) return usage_error("missing command", print_usage);
+    if (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+        print_usage(stdout);
+        return 0;
+    }
+    if (args[0] == "serve") return serve({args.begin() + 1, args.end()});
+    return usage_error("unknown command '" + std::string(args[0]) + "'", print_usage);
+}

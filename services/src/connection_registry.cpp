@@ -1,0 +1,53 @@
+#include "connection_registry.h"
+
+#include <vector>
+
+#include "http_session.h"
+
+namespace mm::services {
+
+admission connection_registry::admit(const std::shared_ptr<http_session>& s) {
+    std::lock_guard lock(mu_);
+    admission kind = admission::drop;
+    if (closed_) return kind;
+    if (n_serving_ < max_connections_) {
+        kind = admission::serve;
+        ++n_serving_;
+    } else if (n_rejecting_ < max_connections_) {
+        kind = admission::reject;
+        ++n_rejecting_;
+    } else {
+        return kind;
+    }
+    open_.emplace(s.get(), entry{s, kind});
+    return kind;
+}
+
+void connection_registry::release(const http_session* s) {
+    std::lock_guard lock(mu_);
+    auto it = open_.find(s);
+    if (it == open_.end()) return;
+    --(it->second.kind == admission::serve ? n_serving_ : n_rejecting_);
+    open_.erase(it);
+}
+
+size_t connection_registry::n_serving() const {
+    std::lock_guard lock(mu_);
+    return n_serving_;
+}
+
+void connection_registry::close_all() {
+    // Lock the sessions under mu_, call them outside it: dropping the last reference runs the session's
+    // destructor, which takes mu_ again in release().
+    std::vector<std::shared_ptr<http_session>> sessions;
+    {
+        std::lock_guard lock(mu_);
+        closed_ = true;
+        for (auto& [ptr, e] : open_)
+            if (auto s = e.session.lock()) sessions.push_back(std::move(s));
+    }
+    for (auto& s : sessions) s->shutdown();
+    sessions.clear();
+}
+
+}  // namespace mm::services

@@ -1,0 +1,15 @@
+// The server's route table. Each area adds its rows here; its handlers live in their own files.
+#pragma once
+
+#include <vector>
+
+#include "router.h"
+
+namespace mm::services {
+
+std::vector<route> server_routes();
+
+// GET /health: liveness only; answers while the process can serve HTTP at all.
+result<route_reply> handle_health(const http_request& req);
+
+}  // namespace mm::services

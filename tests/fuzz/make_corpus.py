@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora for the fuzz targets: small, valid GGUF and safetensors files that between them use
+every value type, dtype and layout feature the readers handle. Deterministic; stdlib only.
+
+    python3 tests/fuzz/make_corpus.py [--shared ../shared]
+
+With --shared, also writes the first 4 KiB of two real model files (a header prefix: it does not parse, but it
+gives the fuzzer real key names and layouts to mutate). Files named crash-* are inputs that once crashed a
+reader (kept as regression seeds); the ones found by hand are written here too.
+"""
+import argparse
+import json
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# ---- GGUF ----
+
+T_U8, T_I8, T_U16, T_I16, T_U32, T_I32, T_F32, T_BOOL, T_STR, T_ARR, T_U64, T_I64, T_F64 = range(13)
+SCALAR = {T_U8: "B", T_I8: "b", T_U16: "H", T_I16: "h", T_U32: "I", T_I32: "i", T_F32: "f", T_BOOL: "B",
+          T_U64: "Q", T_I64: "q", T_F64: "d"}
+G_F32, G_F16, G_Q4_0, G_Q8_0, G_BF16 = 0, 1, 2, 8, 30
+BLOCK = {G_F32: (1, 4), G_F16: (1, 2), G_Q4_0: (32, 18), G_Q8_0: (32, 34), G_BF16: (1, 2)}
+
+
+def gstr(s):
+    b = s.encode()
+    return struct.pack("<Q", len(b)) + b
+
+
+def gvalue(t, v):
+    if t in SCALAR:
+        return struct.pack("<" + SCALAR[t], v)
+    if t == T_STR:
+        return gstr(v)
+    elem, items = v
+    return struct.pack("<IQ", elem, len(items)) + b"".join(gvalue(elem, x) for x in items)
+
+
+def gguf(kvs, tensors, version=3, alignment=32):
+    """kvs: [(key, type, value)]; tensors: [(name, ne (ggml order), ggml type)], laid out in order."""
+    out = b"GGUF" + struct.pack("<IQQ", version, len(tensors), len(kvs))
+    for key, t, v in kvs:
+        out += gstr(key) + struct.pack("<I", t) + gvalue(t, v)
+    offset, blobs = 0, []
+    for name, ne, t in tensors:
+        n = 1
+        for d in ne:
+            n *= d
+        size = n // BLOCK[t][0] * BLOCK[t][1]
+        out += gstr(name) + struct.pack("<I", len(ne)) + b"".join(struct.pack("<Q", d) for d in ne)
+        out += struct.pack("<IQ", t, offset)
+        blobs.append((offset, bytes((offset + i * 7) & 0xFF for i in range(size))))
+        offset = (offset + size + alignment - 1) // alignment * alignment
+    out += b"\0" * (-len(out) % alignment)
+    data = bytearray(offset)
+    for at, blob in blobs:
+        data[at:at + len(blob)] = blob
+    return out + bytes(data)
+
+
+def gguf_seeds():
+    every_type = [
+        ("general.architecture", T_STR, "test"),
+        ("t.u8", T_U8, 200), ("t.i8", T_I8, -100), ("t.u16", T_U16, 60000), ("t.i16", T_I16, -30000),
+        ("t.u32", T_U32, 4000000000), ("t.i32", T_I32, -2000000000), ("t.f32", T_F32, 0.5), ("t.bool", T_BOOL, 1),
+        ("t.u64", T_U64, 1 << 60), ("t.i64", T_I64, -(1 << 60)), ("t.f64", T_F64, -0.125),
+        ("t.strings", T_ARR, (T_STR, ["", "a", "\u2581hello", "<0x0A>"])),
+        ("t.f32s", T_ARR, (T_F32, [1.0, -2.5, 1e-5])), ("t.i32s", T_ARR, (T_I32, [1, -1, 7])),
+        ("t.bools", T_ARR, (T_BOOL, [0, 1])), ("t.empty", T_ARR, (T_U8, [])),
+        ("t.nested", T_ARR, (T_ARR, [(T_U32, [1, 2]), (T_STR, ["x"])])),
+    ]
+    every_dtype = [("w.f32", [3, 2], G_F32), ("w.f16", [4], G_F16), ("w.bf16", [2, 1, 1, 2], G_BF16),
+                   ("w.q8_0", [32, 2], G_Q8_0), ("w.q4_0", [64], G_Q4_0)]
+    yield "v3_every_type.gguf", gguf(every_type, every_dtype)
+    yield "v2_one_tensor.gguf", gguf([("general.name", T_STR, "v2")], [("x", [8], G_F32)], version=2)
+    yield "alignment_64.gguf", gguf([("general.alignment", T_U32, 64)], [("a", [5], G_F32), ("b", [32, 1], G_Q8_0)],
+                                    alignment=64)
+    yield "alignment_2.gguf", gguf([("general.alignment", T_U32, 2)], [("a", [3], G_F16), ("b", [32], G_Q8_0)],
+                                   alignment=2)
+    tokens = ["<unk>", "<s>", "</s>"] + ["<0x%02X>" % i for i in range(16)] + ["\u2581the", "\u2581a", "ing", "er"]
+    yield "vocab_only.gguf", gguf([
+        ("general.architecture", T_STR, "llama"),
+        ("tokenizer.ggml.model", T_STR, "llama"),
+        ("tokenizer.ggml.tokens", T_ARR, (T_STR, tokens)),
+        ("tokenizer.ggml.scores", T_ARR, (T_F32, [float(-i) for i in range(len(tokens))])),
+        ("tokenizer.ggml.token_type", T_ARR, (T_I32, [2, 3, 3] + [6] * 16 + [1] * 4)),
+        ("tokenizer.ggml.merges", T_ARR, (T_STR, ["\u2581 t", "h e", "i n"])),
+        ("tokenizer.ggml.bos_token_id", T_U32, 1), ("tokenizer.ggml.add_bos_token", T_BOOL, 1),
+    ], [])
+    llama_kvs = [("general.architecture", T_STR, "llama"), ("llama.context_length", T_U32, 128),
+                 ("llama.embedding_length", T_U32, 64), ("llama.feed_forward_length", T_U32, 96),
+                 ("llama.block_count", T_U32, 1), ("llama.attention.head_count", T_U32, 8),
+                 ("llama.attention.head_count_kv", T_U32, 4),
+                 ("llama.attention.layer_norm_rms_epsilon", T_F32, 1e-5),
+                 ("general.file_type", T_U32, 7)]
+    llama_tensors = [("token_embd.weight", [64, 16], G_Q8_0), ("output_norm.weight", [64], G_F32),
+                     ("blk.0.attn_norm.weight", [64], G_F32), ("blk.0.attn_q.weight", [64, 64], G_Q8_0),
+                     ("blk.0.attn_k.weight", [64, 32], G_Q4_0), ("blk.0.ffn_down.weight", [96, 64], G_F16)]
+    yield "llama_like.gguf", gguf(llama_kvs, llama_tensors)
+    # A zero dim made a view whose row count divided by zero (SIGFPE); zero dims are now refused.
+    yield "crash-zero-dim.gguf", gguf([], [("w.empty", [0, 3], G_F32), ("w.f32", [3, 2], G_F32)])
+
+
+# ---- safetensors ----
+
+ST_SIZE = {"BOOL": 1, "U8": 1, "I8": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4,
+           "F64": 8, "I64": 8, "U64": 8, "F8_E4M3": 1, "F8_E5M2": 1}
+
+
+def safetensors(tensors, metadata=None, pad=True):
+    """tensors: [(name, dtype, shape)], laid out in order."""
+    header, offset = {}, 0
+    for name, dt, shape in tensors:
+        n = 1
+        for d in shape:
+            n *= d
+        header[name] = {"dtype": dt, "shape": shape, "data_offsets": [offset, offset + n * ST_SIZE[dt]]}
+        offset += n * ST_SIZE[dt]
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    text = json.dumps(header, separators=(",", ":")).encode()
+    if pad:
+        text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + bytes((i * 13 + 1) & 0xFF for i in range(offset))
+
+
+def safetensors_seeds():
+    yield "every_dtype.safetensors", safetensors([(f"t.{dt.lower()}", dt, [2, 3]) for dt in ST_SIZE],
+                                                 {"format": "pt", "note": "every dtype"})
+    yield "views.safetensors", safetensors([("matrix", "F32", [4, 8]), ("half", "F16", [2, 2, 2, 2]),
+                                            ("brain", "BF16", [3]), ("scalar", "F32", []), ("empty", "F32", [0, 4]),
+                                            ("no_cols", "F32", [4, 0]), ("five_dims", "F32", [1, 1, 1, 1, 2])])
+    yield "ddpm_like.safetensors", safetensors(
+        [("network.time_embed.weight", "F32", [10, 4]), ("network.b1.0.ln.weight", "F32", [1, 4, 4]),
+         ("network.b1.0.conv1.weight", "F32", [2, 1, 3, 3]), ("network.b1.0.conv1.bias", "F32", [2]),
+         ("network.conv_out.bias", "F32", [1])],
+        {"source": "synthetic", "license": "MIT", "format": "pt"})
+    yield "unpadded_header.safetensors", safetensors([("a", "F32", [3]), ("b", "I64", [1])], pad=False)
+    yield "no_tensors.safetensors", safetensors([], {"format": "pt"})
+    # Viewing a tensor whose last dim is 0 divided by zero (SIGFPE); such views are now refused.
+    yield "crash-zero-last-dim.safetensors", safetensors([("no_cols", "F32", [4, 0]), ("a", "F32", [2])])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--shared", help="the shared/ folder, for real header prefixes")
+    args = ap.parse_args()
+    for sub, seeds in (("gguf", gguf_seeds()), ("safetensors", safetensors_seeds())):
+        folder = os.path.join(HERE, "corpus", sub)
+        os.makedirs(folder, exist_ok=True)
+        for name, data in seeds:
+            assert len(data) < 64 * 1024, name
+            with open(os.path.join(folder, name), "wb") as f:
+                f.write(data)
+    if args.shared:
+        for sub, rel in (("gguf", "models/text/stories260K-q8_0.gguf"),
+                         ("safetensors", "models/image/ddpm_mnist.safetensors")):
+            with open(os.path.join(args.shared, rel), "rb") as f:
+                head = f.read(4096)
+            with open(os.path.join(HERE, "corpus", sub, os.path.basename(rel) + ".head4k"), "wb") as f:
+                f.write(head)
+
+
+if __name__ == "__main__":
+    main()
