@@ -1,6 +1,9 @@
-// mmserve: the command line. Parses flags into server_params, runs the server until SIGINT/SIGTERM.
+// mmserve: the command line. Loads the config (--config FILE, else ./mmserve.json if present, else the
+// defaults), applies the flags over it, and runs the server until SIGINT/SIGTERM.
 // stdout carries one line (where we listen, for people and for scripts that asked for port 0); logs go to stderr.
 #include <charconv>
+#include <chrono>
+#include <filesystem>
 #include <csignal>
 #include <cstdio>
 #include <string>
@@ -13,12 +16,16 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "services/server.h"
+#include "services/server_config.h"
 
 namespace {
 
 using mm::errc;
 using mm::status;
+using mm::services::server_config;
 using mm::services::server_params;
+
+constexpr const char* k_default_config = "mmserve.json";  // at the repo root, where the README's command runs
 
 constexpr int k_exit_usage = 2;  // bad command line, as with most Unix tools
 
@@ -27,10 +34,10 @@ struct serve_flag {
     const char* name;
     const char* arg;
     const char* help;
-    status (*apply)(server_params& p, std::string_view value);
+    status (*apply)(server_config& c, std::string_view value);
 };
 
-status parse_port(server_params& p, std::string_view v) {
+status parse_port(server_config& p, std::string_view v) {
     unsigned port = 0;
     auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), port);
     if (ec != std::errc() || end != v.data() + v.size() || v.empty() || port > 65535)
@@ -39,15 +46,26 @@ status parse_port(server_params& p, std::string_view v) {
     return mm::ok_status();
 }
 
-status parse_host(server_params& p, std::string_view v) {
+status parse_host(server_config& p, std::string_view v) {
     if (v.empty()) return status(errc::invalid_argument, "--host: must not be empty");
     p.host = std::string(v);
     return mm::ok_status();
 }
 
+status parse_data_dir(server_config& p, std::string_view v) {
+    if (v.empty()) return status(errc::invalid_argument, "--data-dir: must not be empty");
+    p.data_dir = std::string(v);
+    return mm::ok_status();
+}
+
+// --config is read before the others (they override the file), so it has no apply step of its own here.
+status parse_config_noop(server_config&, std::string_view) { return mm::ok_status(); }
+
 constexpr serve_flag k_serve_flags[] = {
-    {"--host", "H", "address to listen on (default 127.0.0.1; 0.0.0.0 serves every interface)", parse_host},
-    {"--port", "P", "TCP port (default 8080; 0 lets the OS pick a free one, printed on start)", parse_port},
+    {"--config", "FILE", "JSON config (default ./mmserve.json when present; see keys below)", parse_config_noop},
+    {"--host", "H", "address to listen on (overrides host; default 127.0.0.1, 0.0.0.0 serves every interface)", parse_host},
+    {"--port", "P", "TCP port (overrides port; default 8080, 0 lets the OS pick one, printed on start)", parse_port},
+    {"--data-dir", "DIR", "ledger and secrets folder (overrides data_dir; default ./data)", parse_data_dir},
 };
 
 void print_usage(std::FILE* out) {
@@ -62,9 +80,10 @@ void print_serve_usage(std::FILE* out) {
     std::fprintf(out, "usage: mmserve serve [options]\n\noptions:\n");
     for (const auto& f : k_serve_flags) {
         const std::string lhs = std::string(f.name) + " " + f.arg;
-        std::fprintf(out, "  %-12s %s\n", lhs.c_str(), f.help);
+        std::fprintf(out, "  %-16s %s\n", lhs.c_str(), f.help);
     }
-    std::fprintf(out, "  %-12s %s\n", "--help", "print this help");
+    std::fprintf(out, "  %-16s %s\n", "--help", "print this help");
+    std::fprintf(out, "\nconfig keys:\n%s", mm::services::server_config_help().c_str());
     std::fprintf(out, "\nSIGINT or SIGTERM stops the server gracefully.\n");
 }
 
@@ -74,8 +93,9 @@ int usage_error(const std::string& message, void (*usage)(std::FILE*)) {
     return k_exit_usage;
 }
 
-// Fills p from "--flag value" and "--flag=value"; a returned message means a usage error.
-status parse_serve_args(const std::vector<std::string_view>& args, server_params& p) {
+// Fills c from "--flag value" and "--flag=value"; a returned message means a usage error. Given
+// config_file, only checks the flags and finds --config's value.
+status parse_serve_args(const std::vector<std::string_view>& args, server_config& c, std::string* config_file) {
     for (size_t i = 0; i < args.size(); ++i) {
         std::string_view name = args[i], value;
         const bool inline_value = name.find('=') != std::string_view::npos;
@@ -91,9 +111,27 @@ status parse_serve_args(const std::vector<std::string_view>& args, server_params
             if (i + 1 >= args.size()) return status(errc::invalid_argument, std::string(name) + ": missing value");
             value = args[++i];
         }
-        MM_TRY(flag->apply(p, value));
+        if (config_file && name == "--config") *config_file = std::string(value);
+        if (!config_file) MM_TRY(flag->apply(c, value));
     }
     return mm::ok_status();
+}
+
+// The file named by --config, else ./mmserve.json when present, else the defaults.
+mm::result<server_config> load_config_file(const std::string& file) {
+    if (file.empty() && !std::filesystem::exists(k_default_config)) return server_config{};
+    return mm::services::server_config_load(file.empty() ? k_default_config : file);
+}
+
+server_params params_from(const server_config& c) {
+    server_params p;
+    p.host = c.host;
+    p.port = c.port;
+    p.body_limit = c.limits.body_bytes;
+    p.header_timeout = std::chrono::milliseconds(c.limits.header_timeout_ms);
+    p.idle_timeout = std::chrono::milliseconds(c.limits.idle_timeout_ms);
+    p.max_connections = static_cast<size_t>(c.limits.max_connections);
+    return p;
 }
 
 int serve(const std::vector<std::string_view>& args) {
@@ -102,8 +140,16 @@ int serve(const std::vector<std::string_view>& args) {
             print_serve_usage(stdout);
             return 0;
         }
-    server_params params;
-    if (status s = parse_serve_args(args, params); !s) return usage_error(s.message(), print_serve_usage);
+    std::string config_file;
+    server_config scratch;
+    if (status s = parse_serve_args(args, scratch, &config_file); !s) return usage_error(s.message(), print_serve_usage);
+    auto config = load_config_file(config_file);
+    if (!config) {
+        std::fprintf(stderr, "mmserve: config: %s\n", config.error().message().c_str());
+        return k_exit_usage;
+    }
+    if (status s = parse_serve_args(args, *config, nullptr); !s) return usage_error(s.message(), print_serve_usage);
+    const server_params params = params_from(*config);
     if (status s = mm::services::validate(params); !s) return usage_error(s.message(), print_serve_usage);
 
     // Blocked before the server starts, so a signal right after the "listening" line is never lost.
