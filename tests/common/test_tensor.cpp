@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/arena.h"
 #include "common/cancel.h"
 #include "common/log.h"
 #include "common/progress.h"
@@ -135,6 +136,36 @@ TEST(log, lines_below_the_level_are_dropped) {
     const std::string out(buf, n);
     EXPECT_EQ(out.find("hidden"), std::string::npos);
     EXPECT_NE(out.find("\"event\":\"shown\",\"n\":1}\n"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace mm
+
+namespace mm {
+namespace {
+
+TEST(arena, hands_out_aligned_disjoint_zeroed_views_until_full) {
+    arena a(1000);
+    auto t1 = a.alloc(dtype::f32, {3, 5});  // 60 bytes
+    auto t2 = a.alloc(dtype::q8_0, {2, 32});  // 68 bytes, starts at 64
+    ASSERT_TRUE(t1 && t2);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(t1->raw()) % 64, 0u);
+    EXPECT_EQ(static_cast<std::byte*>(t2->raw()) - static_cast<std::byte*>(t1->raw()), 64);
+    EXPECT_EQ(a.used(), 64u + 68u);
+    t1->f32()[14] = 7;
+    const auto* p2 = static_cast<const unsigned char*>(t2->raw());
+    for (size_t i = 0; i < t2->bytes(); ++i) ASSERT_EQ(p2[i], 0) << i;
+
+    auto too_big = a.alloc(dtype::f32, {250});  // 1000 bytes from offset 192
+    ASSERT_FALSE(too_big);
+    EXPECT_EQ(too_big.error().code(), errc::resource_exhausted);
+    EXPECT_EQ(a.alloc(dtype::q4_0, {7}).error().code(), errc::invalid_argument);
+
+    a.reset();
+    auto again = a.alloc(dtype::f32, {3, 5});
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->raw(), t1->raw());
+    EXPECT_EQ(again->f32()[14], 0) << "reused memory comes back zeroed";
 }
 
 }  // namespace
