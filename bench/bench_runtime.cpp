@@ -84,7 +84,7 @@ void bench_sgemm(thread_pool& pool) {
         const tensor w = tensor::from({s.n, s.k}, gaussian(s.n * s.k, 2));
         tensor y = tensor::zeros(dtype::f32, {s.m, s.n});
         const double flops = 2.0 * s.m * s.k * s.n;
-        const int iters = std::max(1, static_cast<int>(2e9 / flops));
+        const int iters = std::max(4, static_cast<int>(4e9 / flops));
         const double ours = bench::time_best([&] { ops::matmul(pool, x, w, y); }, iters);
         openblas_set_num_threads(pool.size());
         const double raw = bench::time_best([&] {
