@@ -1,4 +1,4 @@
-#include "http_message.h"
+#include "services/http_message.h"
 
 #include <boost/beast/http/field.hpp>
 

@@ -11,7 +11,7 @@
 
 #include "common/log.h"
 #include "connection_registry.h"
-#include "router.h"
+#include "services/router.h"
 
 namespace mm::services {
 
@@ -93,13 +93,19 @@ void http_session::on_body(error_code ec, size_t) {
     }
     ++n_requests_;
     stream_.expires_never();  // the handler runs without a clock; the write sets its own
-    http_request req = parser_->release();
-    const bool keep_alive = req.keep_alive() && !stopping_;
-    http_response res = shared_.routes.handle(req, keep_alive);
-    log_debug("http_request", {{"method", std::string(req.method_string())},
-                               {"target", std::string(req.target())},
-                               {"status", static_cast<int>(res.result_int())}});
-    write(std::move(res));
+    phase_ = phase::handling;
+    auto req = std::make_shared<const http_request>(parser_->release());
+    const bool keep_alive = req->keep_alive() && !stopping_;
+    // The answer may come from another thread (an async route): it hops back onto this session's strand.
+    shared_.routes.dispatch(req, keep_alive, [self = shared_from_this(), req](http_response res) {
+        net::dispatch(self->stream_.get_executor(), [self, req, res = std::move(res)]() mutable {
+            log_debug("http_request", {{"method", std::string(req->method_string())},
+                                       {"target", std::string(req->target())},
+                                       {"status", static_cast<int>(res.result_int())}});
+            if (self->phase_ == phase::closed) return;
+            self->write(std::move(res));
+        });
+    });
 }
 
 bool http_session::answer_read_error(error_code ec) {

@@ -13,7 +13,7 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/parser.hpp>
 
-#include "http_message.h"
+#include "services/http_message.h"
 #include "services/server.h"
 
 namespace mm::services {
@@ -41,7 +41,7 @@ public:
 
 private:
     using error_code = boost::beast::error_code;
-    enum class phase { reading, writing, lingering, closed };
+    enum class phase { reading, handling, writing, lingering, closed };
 
     void read_next();
     void on_idle_read(error_code ec, size_t n);

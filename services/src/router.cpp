@@ -1,5 +1,6 @@
-#include "router.h"
+#include "services/router.h"
 
+#include <atomic>
 #include <exception>
 #include <string_view>
 
@@ -13,7 +14,40 @@ namespace {
 
 std::string_view target_path(std::string_view target) { return target.substr(0, target.find('?')); }
 
+http_response to_response(result<route_reply> reply, unsigned version, bool keep_alive) {
+    if (!reply) return make_error_response(reply.error(), version, keep_alive);
+    http_response res = make_response(reply->status, reply->content_type, std::move(reply->body), version, keep_alive);
+    for (auto& [name, value] : reply->headers) res.set(beast_view(name), beast_view(value));
+    return res;
+}
+
 }  // namespace
+
+route_reply error_reply(const status& s, std::vector<std::pair<std::string, std::string>> headers) {
+    return {.status = http_error_for(s.code()).status, .body = http_error_body(s), .headers = std::move(headers)};
+}
+
+void router::dispatch(std::shared_ptr<const http_request> req, bool keep_alive,
+                      std::function<void(http_response)> done) const {
+    const std::string_view path = target_path(std_view(req->target()));
+    for (const auto& r : routes_) {
+        if (r.path != path || r.method != req->method() || !r.async_handler) continue;
+        const unsigned version = req->version();
+        auto once = std::make_shared<std::atomic<bool>>(false);
+        reply_fn reply = [done, version, keep_alive, once](result<route_reply> rep) {
+            MM_ASSERT(!once->exchange(true));  // a second reply is a bug in the route
+            done(to_response(std::move(rep), version, keep_alive));
+        };
+        try {
+            r.async_handler(req, reply);
+        } catch (const std::exception& e) {
+            log_error("route_threw", {{"path", r.path}, {"what", e.what()}});
+            if (!once->load()) reply(status(errc::internal, "route threw"));
+        }
+        return;
+    }
+    done(handle(*req, keep_alive));
+}
 
 router::router(std::vector<route> routes) : routes_(std::move(routes)) {}
 
@@ -27,6 +61,7 @@ http_response router::handle(const http_request& req, bool keep_alive) const {
             allow += std_view(http::to_string(r.method));
             continue;
         }
+        MM_ASSERT(r.handler);  // async routes go through dispatch()
         result<route_reply> reply = status(errc::internal, "route threw");
         try {
             reply = r.handler(req);
@@ -34,8 +69,7 @@ http_response router::handle(const http_request& req, bool keep_alive) const {
             // A throw reaching here is a bug in the route, not bad input; answer 500 and keep serving.
             log_error("route_threw", {{"path", r.path}, {"what", e.what()}});
         }
-        if (!reply) return make_error_response(reply.error(), req.version(), keep_alive);
-        return make_response(reply->status, reply->content_type, std::move(reply->body), req.version(), keep_alive);
+        return to_response(std::move(reply), req.version(), keep_alive);
     }
     const std::string what = std::string(req.method_string()) + " " + std::string(path);
     if (allow.empty())

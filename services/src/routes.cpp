@@ -1,4 +1,4 @@
-#include "routes.h"
+#include "services/routes.h"
 
 namespace mm::services {
 

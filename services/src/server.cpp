@@ -14,8 +14,8 @@
 #include "common/log.h"
 #include "connection_registry.h"
 #include "listener.h"
-#include "router.h"
-#include "routes.h"
+#include "services/router.h"
+#include "services/routes.h"
 
 namespace mm::services {
 
@@ -40,9 +40,9 @@ status validate(const server_params& p) {
 // Declaration order is destruction order in reverse: the io_context goes before what its pending handlers
 // (sessions) reference.
 struct server::impl {
-    explicit impl(server_params p)
+    impl(server_params p, std::vector<route> table)
         : params(std::move(p)),
-          routes(server_routes()),
+          routes(std::move(table)),
           registry(params.max_connections),
           shared{params, routes, registry},
           ioc(params.n_io_threads) {}
@@ -77,7 +77,8 @@ struct server::impl {
     }
 };
 
-server::server(server_params p) : impl_(std::make_unique<impl>(std::move(p))) {}
+server::server(server_params p, std::vector<route> routes)
+    : impl_(std::make_unique<impl>(std::move(p), std::move(routes))) {}
 
 server::~server() { stop(); }
 

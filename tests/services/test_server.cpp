@@ -32,6 +32,7 @@
 #include <nlohmann/json.hpp>
 
 #include "services/server.h"
+#include "test_client.h"
 
 extern char** environ;
 
@@ -45,65 +46,9 @@ using json = nlohmann::json;
 using namespace std::chrono_literals;
 using mm::services::server;
 using mm::services::server_params;
-
-// Bounds every client operation. Far above anything a working server needs, so it only ends hung tests.
-constexpr auto k_deadline = 10s;
-
-using http_reply = http::response<http::string_body>;
-
-// One client connection on its own io_context; each call runs one async operation under the deadline.
-class test_client {
-public:
-    explicit test_client(uint16_t port) {
-        const tcp::endpoint ep(net::ip::make_address("127.0.0.1"), port);
-        connect_ec_ = run([&](auto done) { stream_.async_connect(ep, done); });
-    }
-    const beast::error_code& connect_error() const { return connect_ec_; }
-
-    beast::error_code write(std::string_view bytes) {
-        return run([&](auto done) { net::async_write(stream_, net::buffer(bytes.data(), bytes.size()), done); });
-    }
-
-    // The next response; nullopt when the connection ended or failed instead.
-    std::optional<http_reply> read() {
-        http::response_parser<http::string_body> parser;
-        parser.body_limit(64 << 20);
-        beast::error_code ec = run([&](auto done) { http::async_read(stream_, buf_, parser, done); });
-        if (ec) return std::nullopt;
-        return parser.release();
-    }
-
-    std::optional<http_reply> request(std::string_view raw) {
-        if (write(raw)) return std::nullopt;
-        return read();
-    }
-
-    // True when the server closes the connection (EOF or reset) before sending anything more.
-    bool closed_by_server() {
-        char byte;
-        if (buf_.size() > 0) return false;
-        beast::error_code ec = run([&](auto done) { stream_.async_read_some(net::buffer(&byte, 1), done); });
-        return ec == net::error::eof || ec == net::error::connection_reset;
-    }
-
-    void close() { stream_.close(); }
-
-private:
-    template <class Start>
-    beast::error_code run(Start start) {
-        beast::error_code out = net::error::timed_out;
-        stream_.expires_after(k_deadline);
-        start([&out](beast::error_code ec, auto&&...) { out = ec; });
-        ioc_.restart();
-        ioc_.run();
-        return out;
-    }
-
-    net::io_context ioc_;
-    beast::tcp_stream stream_{ioc_};
-    beast::flat_buffer buf_;
-    beast::error_code connect_ec_;
-};
+using mm::test::http_reply;
+using mm::test::k_deadline;
+using mm::test::test_client;
 
 std::unique_ptr<server> start_server(server_params p = {}) {
     p.host = "127.0.0.1";

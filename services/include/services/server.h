@@ -1,4 +1,5 @@
 // The HTTP server: an acceptor, one session per connection on its own strand, a route table.
+// Boost.Beast types appear here through the route table; callers are services/ and its tests only.
 // Thread safety: thread-safe. start() once; port(), n_connections() and stop() from any thread that is not one
 // of the server's own io threads (stop() joins them).
 #pragma once
@@ -10,6 +11,8 @@
 #include <string>
 
 #include "common/status.h"
+#include "services/router.h"
+#include "services/routes.h"
 
 namespace mm::services {
 
@@ -31,7 +34,9 @@ status validate(const server_params& p);
 
 class server {
 public:
-    explicit server(server_params p);
+    // routes: the table to serve; the product's by default. Tests add their own (a test-only stage) here, so
+    // nothing in the product binary can reach them.
+    explicit server(server_params p, std::vector<route> routes = server_routes());
     ~server();  // stops if still running
     server(const server&) = delete;
     server& operator=(const server&) = delete;

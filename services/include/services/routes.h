@@ -3,7 +3,7 @@
 
 #include <vector>
 
-#include "router.h"
+#include "services/router.h"
 
 namespace mm::services {
 
