@@ -15,6 +15,7 @@
 
 #include "common/log.h"
 #include "common/status.h"
+#include "services/metrics.h"
 #include "services/server.h"
 #include "services/server_config.h"
 
@@ -158,7 +159,10 @@ int serve(const std::vector<std::string_view>& args) {
     int stop_signal = 0;
     signals.async_wait([&](const boost::system::error_code&, int sig) { stop_signal = sig; });
 
-    mm::services::server srv(params);
+    mm::services::metrics stats;
+    auto routes = mm::services::server_routes();
+    routes.push_back(mm::services::metrics_route(stats));
+    mm::services::server srv(params, std::move(routes), &stats);
     if (status s = srv.start(); !s) {
         mm::log_error("server_start_failed", {{"error", s.to_string()}});
         std::fprintf(stderr, "mmserve: %s\n", s.message().c_str());

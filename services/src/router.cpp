@@ -1,10 +1,12 @@
 #include "services/router.h"
 
 #include <atomic>
+#include <chrono>
 #include <exception>
 #include <string_view>
 
 #include "common/log.h"
+#include "services/metrics.h"
 
 namespace mm::services {
 
@@ -29,6 +31,15 @@ route_reply error_reply(const status& s, std::vector<std::pair<std::string, std:
 
 void router::dispatch(std::shared_ptr<const http_request> req, bool keep_alive,
                       std::function<void(http_response)> done) const {
+    if (stats_) {
+        stats_->request_started();
+        done = [stats = stats_, label = std::string(route_label(*req)), method = std::string(req->method_string()),
+                start = std::chrono::steady_clock::now(), inner = std::move(done)](http_response res) {
+            const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            stats->request_finished(label, method, res.result_int(), secs);
+            inner(std::move(res));
+        };
+    }
     const std::string_view path = target_path(std_view(req->target()));
     for (const auto& r : routes_) {
         if (r.path != path || r.method != req->method() || !r.async_handler) continue;
@@ -49,7 +60,14 @@ void router::dispatch(std::shared_ptr<const http_request> req, bool keep_alive,
     done(handle(*req, keep_alive));
 }
 
-router::router(std::vector<route> routes) : routes_(std::move(routes)) {}
+router::router(std::vector<route> routes, metrics* stats) : routes_(std::move(routes)), stats_(stats) {}
+
+std::string_view router::route_label(const http_request& req) const {
+    const std::string_view path = target_path(std_view(req.target()));
+    for (const auto& r : routes_)
+        if (r.path == path) return r.path;
+    return "unmatched";
+}
 
 http_response router::handle(const http_request& req, bool keep_alive) const {
     const std::string_view path = target_path(std_view(req.target()));

@@ -40,9 +40,9 @@ status validate(const server_params& p) {
 // Declaration order is destruction order in reverse: the io_context goes before what its pending handlers
 // (sessions) reference.
 struct server::impl {
-    impl(server_params p, std::vector<route> table)
+    impl(server_params p, std::vector<route> table, metrics* stats)
         : params(std::move(p)),
-          routes(std::move(table)),
+          routes(std::move(table), stats),
           registry(params.max_connections),
           shared{params, routes, registry},
           ioc(params.n_io_threads) {}
@@ -77,8 +77,8 @@ struct server::impl {
     }
 };
 
-server::server(server_params p, std::vector<route> routes)
-    : impl_(std::make_unique<impl>(std::move(p), std::move(routes))) {}
+server::server(server_params p, std::vector<route> routes, metrics* stats)
+    : impl_(std::make_unique<impl>(std::move(p), std::move(routes), stats)) {}
 
 server::~server() { stop(); }
 

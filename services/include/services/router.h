@@ -41,9 +41,12 @@ struct route {
     async_route_handler async_handler = nullptr;
 };
 
+class metrics;
+
 class router {
 public:
-    explicit router(std::vector<route> routes);
+    // stats: where each answered request is counted (may be null).
+    explicit router(std::vector<route> routes, metrics* stats = nullptr);
 
     // Always answers, through done (inline for a plain route, from any thread for an async one): the route's
     // reply, its status as an error, 404 for an unknown path, or 405 with an Allow header for a known path
@@ -54,7 +57,11 @@ public:
     http_response handle(const http_request& req, bool keep_alive) const;
 
 private:
+    // The table path a request matched (a 405 counts under its path), or "unmatched".
+    std::string_view route_label(const http_request& req) const;
+
     std::vector<route> routes_;
+    metrics* stats_;
 };
 
 }  // namespace mm::services

@@ -36,7 +36,8 @@ class server {
 public:
     // routes: the table to serve; the product's by default. Tests add their own (a test-only stage) here, so
     // nothing in the product binary can reach them.
-    explicit server(server_params p, std::vector<route> routes = server_routes());
+    // stats: counts every answered request (may be null; must outlive the server).
+    explicit server(server_params p, std::vector<route> routes = server_routes(), metrics* stats = nullptr);
     ~server();  // stops if still running
     server(const server&) = delete;
     server& operator=(const server&) = delete;
