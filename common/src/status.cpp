@@ -7,6 +7,7 @@ const char* errc_name(errc c) {
         case errc::ok: return "ok";
         case errc::invalid_argument: return "invalid_argument";
         case errc::not_found: return "not_found";
+        case errc::model_not_found: return "model_not_found";
         case errc::out_of_range: return "out_of_range";
         case errc::corrupt_file: return "corrupt_file";
         case errc::unsupported: return "unsupported";

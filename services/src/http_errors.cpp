@@ -18,6 +18,7 @@ constexpr http_error_row k_rows[] = {  // errc                    HTTP  type / c
     {errc::unauthenticated,      {401, "invalid_request_error", "invalid_api_key"}},
     {errc::permission_denied,    {403, "invalid_request_error", "permission_denied"}},
     {errc::not_found,            {404, "invalid_request_error", "not_found"}},
+    {errc::model_not_found,      {404, "invalid_request_error", "model_not_found"}},
     {errc::idempotency_running,  {409, "invalid_request_error", "idempotency_key_in_use"}},
     {errc::resource_exhausted,   {413, "invalid_request_error", "request_too_large"}},
     {errc::idempotency_mismatch, {422, "invalid_request_error", "idempotency_key_reused"}},

@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "services/metrics.h"
+#include "services/model_routes.h"
 #include "services/server.h"
 #include "services/server_config.h"
 
@@ -160,8 +161,16 @@ int serve(const std::vector<std::string_view>& args) {
     signals.async_wait([&](const boost::system::error_code&, int sig) { stop_signal = sig; });
 
     mm::services::metrics stats;
+    mm::services::model_registry models;
+    for (const auto& m : config->models) {
+        models.add(m.id, m.kind);
+        // No stage is built into this binary yet, so nothing can load it: say so on /ready rather than "loading".
+        models.failed(m.id, "this build has no " + std::string(mm::services::model_kind_name(m.kind)) + " stage yet");
+        mm::log_error("model_not_loaded", {{"model", m.id}, {"reason", "no stage for its kind in this build"}});
+    }
     auto routes = mm::services::server_routes();
     routes.push_back(mm::services::metrics_route(stats));
+    for (auto& r : mm::services::model_routes(models)) routes.push_back(std::move(r));
     mm::services::server srv(params, std::move(routes), &stats);
     if (status s = srv.start(); !s) {
         mm::log_error("server_start_failed", {{"error", s.to_string()}});

@@ -27,6 +27,7 @@ constexpr error_case k_cases[] = {
     {errc::ok,                   500, "server_error",          nullptr},  // never an error: unmapped
     {errc::invalid_argument,     400, "invalid_request_error", nullptr},
     {errc::not_found,            404, "invalid_request_error", "not_found"},
+    {errc::model_not_found,      404, "invalid_request_error", "model_not_found"},
     {errc::out_of_range,         400, "invalid_request_error", nullptr},
     {errc::corrupt_file,         500, "server_error",          nullptr},
     {errc::unsupported,          400, "invalid_request_error", "unsupported"},

@@ -13,7 +13,8 @@ namespace mm {
 enum class errc {
     ok = 0,
     invalid_argument,     // bad input from the caller (request field, file contents)
-    not_found,            // a named thing (model, tensor, key, route) does not exist
+    not_found,            // a named thing (tensor, key, route) does not exist
+    model_not_found,      // a request named a model that is not configured or not loaded
     out_of_range,         // a value outside its allowed range (context length, size)
     corrupt_file,         // a model file whose bytes break its format
     unsupported,          // well-formed but not something we implement (a dtype, a version)

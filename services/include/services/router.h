@@ -23,6 +23,9 @@ struct route_reply {
     std::vector<std::pair<std::string, std::string>> headers = {};  // extra ones: Retry-After, x-ratelimit-*, ...
 };
 
+// Segment `index` of the request's path (0: "v1" in "/v1/models/x"), percent-decoded; empty past the end.
+std::string path_segment(const http_request& req, size_t index);
+
 // An error that must carry headers too (429 with Retry-After): the body still comes from http_errors.
 route_reply error_reply(const status& s, std::vector<std::pair<std::string, std::string>> headers = {});
 
@@ -36,7 +39,7 @@ using async_route_handler = std::function<void(std::shared_ptr<const http_reques
 
 struct route {
     boost::beast::http::verb method;
-    std::string path;  // exact match against the target without its query string
+    std::string path;  // matched against the target without its query; a "{name}" segment matches any one segment
     route_handler handler;              // one of the two is set
     async_route_handler async_handler = nullptr;
 };
