@@ -1,5 +1,6 @@
 #include "http_session.h"
 
+#include <atomic>
 #include <string>
 
 #include <boost/asio/dispatch.hpp>
@@ -12,6 +13,7 @@
 #include "common/log.h"
 #include "connection_registry.h"
 #include "services/router.h"
+#include "services/metrics.h"
 
 namespace mm::services {
 
@@ -19,8 +21,59 @@ namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 
+// The session's side of a responder: each call hops onto the session's strand. It holds the session alive
+// until the route lets go of it; a route that lets go without answering gets a 500 written for it.
+class session_responder : public responder {
+public:
+    session_responder(std::shared_ptr<http_session> s, unsigned version, bool keep_alive)
+        : session_(std::move(s)), version_(version), keep_alive_(keep_alive) {}
+    ~session_responder() override {
+        if (!answered_.exchange(true)) {
+            log_error("route_dropped_request", {{"target", std::string(session_->req_ ? session_->req_->target() : "")}});
+            post([res = make_error_response(status(errc::internal, "the route gave no answer"), version_, keep_alive_)](
+                     http_session& s) mutable { s.answer(std::move(res)); });
+        }
+    }
+
+    void reply(result<route_reply> r) override {
+        if (answered_.exchange(true)) return;  // a second answer is a bug in the route; the first one stands
+        post([res = to_response(std::move(r))](http_session& s) mutable { s.answer(std::move(res)); });
+    }
+    void stream_begin(route_reply head) override {
+        if (answered_.exchange(true)) return;
+        post([res = to_response(std::move(head))](http_session& s) mutable { s.begin_stream(std::move(res)); });
+    }
+    void stream_write(std::string chunk) override {
+        if (chunk.empty()) return;  // an empty chunk would end the stream on the wire
+        post([chunk = std::move(chunk)](http_session& s) mutable { s.queue_chunk(std::move(chunk), false); });
+    }
+    void stream_end() override {
+        post([](http_session& s) { s.queue_chunk({}, true); });
+    }
+    const cancel_token& cancel() const override { return cancel_; }
+    void cancel_now() { cancel_.cancel(); }
+
+private:
+    template <class F>
+    void post(F f) {
+        net::dispatch(session_->stream_.get_executor(), [s = session_, f = std::move(f)]() mutable { f(*s); });
+    }
+    http_response to_response(result<route_reply> r) const {
+        if (!r) return make_error_response(r.error(), version_, keep_alive_);
+        http_response res = make_response(r->status, r->content_type, std::move(r->body), version_, keep_alive_);
+        for (auto& [name, value] : r->headers) res.set(beast_view(name), beast_view(value));
+        return res;
+    }
+
+    std::shared_ptr<http_session> session_;
+    const unsigned version_;
+    const bool keep_alive_;
+    std::atomic<bool> answered_{false};
+    cancel_token cancel_;
+};
+
 http_session::http_session(net::ip::tcp::socket socket, const session_shared& shared)
-    : stream_(std::move(socket)), shared_(shared) {}
+    : stream_(std::move(socket)), shared_(shared), heartbeat_(stream_.get_executor()) {}
 
 http_session::~http_session() { shared_.registry.release(this); }
 
@@ -46,8 +99,10 @@ void http_session::shutdown() {
 
 void http_session::on_shutdown() {
     stopping_ = true;
-    // A write in flight finishes first (on_write then closes); anything else has no reply owed.
+    // A write in flight finishes first (on_write then closes); anything else has no reply owed. A request
+    // being handled is told to stop; its answer (cancelled) still goes out before the close.
     if (phase_ == phase::reading || phase_ == phase::lingering) close_now();
+    if (phase_ == phase::handling || phase_ == phase::streaming) responder_cancel();
 }
 
 void http_session::read_next() {
@@ -94,18 +149,18 @@ void http_session::on_body(error_code ec, size_t) {
     ++n_requests_;
     stream_.expires_never();  // the handler runs without a clock; the write sets its own
     phase_ = phase::handling;
-    auto req = std::make_shared<const http_request>(parser_->release());
-    const bool keep_alive = req->keep_alive() && !stopping_;
-    // The answer may come from another thread (an async route): it hops back onto this session's strand.
-    shared_.routes.dispatch(req, keep_alive, [self = shared_from_this(), req](http_response res) {
-        net::dispatch(self->stream_.get_executor(), [self, req, res = std::move(res)]() mutable {
-            log_debug("http_request", {{"method", std::string(req->method_string())},
-                                       {"target", std::string(req->target())},
-                                       {"status", static_cast<int>(res.result_int())}});
-            if (self->phase_ == phase::closed) return;
-            self->write(std::move(res));
-        });
-    });
+    req_ = std::make_shared<const http_request>(parser_->release());
+    keep_alive_ = req_->keep_alive() && !stopping_;
+    started_ = std::chrono::steady_clock::now();
+    finishing_ = false;
+    last_sent_ = false;
+    last_queued_ = false;
+    chunks_.clear();
+    if (shared_.stats) shared_.stats->request_started();
+    auto out = std::make_shared<session_responder>(shared_from_this(), req_->version(), keep_alive_);
+    responder_ = out;
+    watch_client();
+    shared_.routes.dispatch(req_, std::move(out));
 }
 
 bool http_session::answer_read_error(error_code ec) {
@@ -137,8 +192,23 @@ void http_session::write(http_response res) {
 
 void http_session::on_write(error_code ec, size_t) {
     if (ec) return close_now();
-    if (res_.need_eof() || stopping_) return close_lingering();
+    after_response();
+}
+
+void http_session::after_response() {
+    if (phase_ == phase::writing && req_) record(res_.result_int());
+    const bool eof = phase_ == phase::streaming ? !keep_alive_ : res_.need_eof();
+    req_.reset();
+    responder_.reset();
+    heartbeat_.cancel();
+    if (eof || stopping_) return close_lingering();
     read_next();
+}
+
+void http_session::record(unsigned status) {
+    if (!shared_.stats) return;
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    shared_.stats->request_finished(shared_.routes.route_label(*req_), std_view(req_->method_string()), status, secs);
 }
 
 // Closing a socket with unread input sends a reset, which can destroy our reply before the client reads it
@@ -161,6 +231,134 @@ void http_session::on_linger_read(error_code ec, size_t) {
 void http_session::close_now() {
     phase_ = phase::closed;
     stream_.close();  // cancels what is pending; those handlers see phase::closed or an error and stop
+}
+
+void http_session::responder_cancel() {
+    if (auto r = responder_.lock()) r->cancel_now();
+}
+
+// While the route works, a read stays open: EOF or a reset means the client left. Bytes that arrive are the
+// next pipelined request; they are kept, and the watch ends there.
+void http_session::watch_client() {
+    if (buffer_.size() > 0) return;
+    watching_ = true;
+    stream_.async_read_some(buffer_.prepare(4096), beast::bind_front_handler(&http_session::on_watch, shared_from_this()));
+}
+
+void http_session::on_watch(error_code ec, size_t n) {
+    watching_ = false;
+    if (phase_ == phase::closed) return;
+    if (!ec) {
+        buffer_.commit(n);
+    } else if (ec != net::error::operation_aborted) {
+        return client_gone();
+    }
+    if (held_) {
+        http_response res = std::move(*held_);
+        held_.reset();
+        return write(std::move(res));
+    }
+    if (finishing_) after_response();
+}
+
+void http_session::client_gone() {
+    log_debug("client_gone", {{"target", req_ ? std::string(req_->target()) : std::string()}});
+    responder_cancel();
+    if (req_ && (phase_ == phase::handling || phase_ == phase::streaming)) record(499);  // nginx's "client closed"
+    heartbeat_.cancel();
+    close_now();
+}
+
+void http_session::answer(http_response res) {
+    if (phase_ != phase::handling) return;  // the client left, or this request already has its answer
+    if (watching_) {
+        held_ = std::move(res);
+        stream_.socket().cancel();  // stand the watch down first: its timer would also time the write
+        return;
+    }
+    write(std::move(res));
+}
+
+void http_session::begin_stream(http_response head) {
+    if (phase_ != phase::handling) return;
+    phase_ = phase::streaming;
+    stream_head_.emplace(head.result(), head.version());
+    for (const auto& field : head) stream_head_->set(field.name_string(), field.value());
+    stream_head_->erase(http::field::content_length);
+    stream_head_->chunked(true);
+    stream_head_->keep_alive(keep_alive_);
+    stream_sr_.emplace(*stream_head_);
+    stream_.expires_never();  // a stream may run long; a client that stops reading is caught by the queue bound
+    chunk_in_flight_ = true;
+    http::async_write_header(stream_, *stream_sr_,
+                             beast::bind_front_handler(&http_session::on_chunk_written, shared_from_this()));
+}
+
+void http_session::queue_chunk(std::string chunk, bool last) {
+    if (phase_ != phase::streaming) {
+        // stream_end without stream_begin: a route bug; answer so the client is not left waiting.
+        if (last && phase_ == phase::handling)
+            answer(make_error_response(status(errc::internal, "the route ended a stream it never began"), 11, false));
+        return;
+    }
+    if (last) {
+        last_queued_ = true;
+    } else {
+        if (chunks_.size() >= shared_.params.stream_queue_chunks) {
+            log_warn("stream_client_too_slow", {{"queued", static_cast<int64_t>(chunks_.size())}});
+            return client_gone();
+        }
+        chunks_.push_back(std::move(chunk));
+    }
+    if (!chunk_in_flight_) write_next_chunk();
+}
+
+void http_session::write_next_chunk() {
+    if (chunks_.empty() && !last_queued_) return arm_heartbeat();
+    heartbeat_.cancel();
+    if (chunks_.empty()) {
+        last_sent_ = true;
+        chunk_wire_ = "0\r\n\r\n";
+    } else {
+        const std::string& c = chunks_.front();
+        char size[20];
+        std::snprintf(size, sizeof size, "%zx\r\n", c.size());
+        chunk_wire_ = size;
+        chunk_wire_ += c;
+        chunk_wire_ += "\r\n";
+        chunks_.pop_front();
+    }
+    chunk_in_flight_ = true;
+    net::async_write(stream_, net::buffer(chunk_wire_),
+                     beast::bind_front_handler(&http_session::on_chunk_written, shared_from_this()));
+}
+
+void http_session::on_chunk_written(error_code ec, size_t) {
+    chunk_in_flight_ = false;
+    if (phase_ == phase::closed) return;
+    if (ec) return client_gone();
+    if (last_sent_) {
+        record(stream_head_->result_int());
+        return finish_response();
+    }
+    write_next_chunk();
+}
+
+void http_session::arm_heartbeat() {
+    heartbeat_.expires_after(shared_.params.stream_heartbeat);
+    heartbeat_.async_wait([self = shared_from_this()](error_code ec) {
+        if (ec || self->phase_ != phase::streaming || self->chunk_in_flight_ || self->last_queued_) return;
+        self->queue_chunk(": keep-alive\n\n", false);  // an SSE comment: clients ignore it, proxies see traffic
+    });
+}
+
+void http_session::finish_response() {
+    if (watching_) {
+        finishing_ = true;
+        stream_.socket().cancel();
+        return;
+    }
+    after_response();
 }
 
 }  // namespace mm::services

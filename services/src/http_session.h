@@ -1,17 +1,26 @@
-// One HTTP/1.1 connection: read a request, answer it, repeat while kept alive.
+// One HTTP/1.1 connection: read a request, answer it (whole or as a chunked stream), repeat while kept alive.
+// While a request is being handled the session keeps a read open on the socket, so a client that leaves is
+// noticed at once and the request's cancel token fires.
 // Thread safety: every member is touched only on the session's strand; shutdown() may be called from any thread.
 // Lifetime: the session lives while one of its async operations holds shared_from_this().
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstddef>
+#include <deque>
 #include <memory>
 #include <optional>
+#include <string>
+
+#include <boost/asio/steady_timer.hpp>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/serializer.hpp>
 
 #include "services/http_message.h"
 #include "services/server.h"
@@ -19,13 +28,16 @@
 namespace mm::services {
 
 class connection_registry;
+class metrics;
 class router;
+class session_responder;
 
 // What every session shares; the server owns it and it outlives every session.
 struct session_shared {
     const server_params& params;
     const router& routes;
     connection_registry& registry;
+    metrics* stats;  // may be null
 };
 
 class http_session : public std::enable_shared_from_this<http_session> {
@@ -40,8 +52,9 @@ public:
     void shutdown();        // any thread: close now if idle or reading, after the write if writing
 
 private:
+    friend class session_responder;
     using error_code = boost::beast::error_code;
-    enum class phase { reading, handling, writing, lingering, closed };
+    enum class phase { reading, handling, writing, streaming, lingering, closed };
 
     void read_next();
     void on_idle_read(error_code ec, size_t n);
@@ -57,6 +70,21 @@ private:
     void close_now();
     void on_shutdown();
 
+    // Handling: answers from the responder (already on the strand), and the watch on the socket.
+    void watch_client();
+    void on_watch(error_code ec, size_t n);
+    void client_gone();
+    void answer(http_response res);
+    void begin_stream(http_response head);
+    void queue_chunk(std::string chunk, bool last);
+    void write_next_chunk();
+    void on_chunk_written(error_code ec, size_t n);
+    void arm_heartbeat();
+    void after_response();  // the response is out: keep alive, or close
+    void record(unsigned status);
+    void finish_response();  // the last byte is written: stand the watch down, then after_response()
+    void responder_cancel();
+
     boost::beast::tcp_stream stream_;
     boost::beast::flat_buffer buffer_;
     std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
@@ -66,6 +94,24 @@ private:
     bool stopping_ = false;
     size_t n_requests_ = 0;
     std::array<char, 4096> drain_;  // bytes read and thrown away while lingering
+
+    // The request being handled.
+    std::shared_ptr<const http_request> req_;
+    std::weak_ptr<session_responder> responder_;  // the responder owns the session while it lives, not back
+    bool keep_alive_ = false;
+    std::chrono::steady_clock::time_point started_;
+    bool watching_ = false;                  // a read is open on the socket while handling
+    std::optional<http_response> held_;      // a whole answer waiting for the watch read to stand down
+    bool finishing_ = false;                 // waiting for the watch read to stand down after the last byte
+    bool last_sent_ = false;                 // the stream's terminating chunk is written or in flight
+    // Streaming: one write in flight, the rest queued (bounded: a client that stops reading is dropped).
+    std::optional<boost::beast::http::response<boost::beast::http::empty_body>> stream_head_;
+    std::optional<boost::beast::http::response_serializer<boost::beast::http::empty_body>> stream_sr_;
+    std::deque<std::string> chunks_;
+    bool chunk_in_flight_ = false;
+    bool last_queued_ = false;
+    std::string chunk_wire_;                 // the chunk being written, with its size line
+    boost::asio::steady_timer heartbeat_;    // SSE keep-alive comments while a stream is quiet
 };
 
 }  // namespace mm::services

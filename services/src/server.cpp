@@ -42,9 +42,9 @@ status validate(const server_params& p) {
 struct server::impl {
     impl(server_params p, std::vector<route> table, metrics* stats)
         : params(std::move(p)),
-          routes(std::move(table), stats),
+          routes(std::move(table)),
           registry(params.max_connections),
-          shared{params, routes, registry},
+          shared{params, routes, registry, stats},
           ioc(params.n_io_threads) {}
 
     const server_params params;

@@ -1,16 +1,20 @@
-// Routes that answer later, from another thread (what metered and compute routes need), and replies that
-// carry headers (429 with Retry-After), through a real server on 127.0.0.1.
+// Routes that answer later, from another thread (metered and compute routes), streams (SSE), and a client
+// that leaves while its request runs: all through a real server on 127.0.0.1. Waits are bounded by
+// deadlines; nothing sleeps to wait for state.
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "services/metrics.h"
 #include "services/server.h"
 #include "test_client.h"
 
@@ -19,98 +23,196 @@ namespace {
 
 using mm::test::test_client;
 namespace http = boost::beast::http;
+using namespace std::chrono_literals;
 
-// An async route whose answer is released by the test, from a thread of its own.
-struct held_route {
+// Async requests parked until the test releases them, from a thread of its own.
+struct parked {
     std::mutex mu;
-    std::vector<reply_fn> waiting;  // guarded by mu
+    std::vector<std::shared_ptr<responder>> waiting;  // guarded by mu
     std::promise<void> arrived;
-    std::atomic<int> n_arrived{0};
+    std::atomic<int> n{0};
+
+    std::shared_ptr<responder> take(size_t i) {
+        std::lock_guard lock(mu);
+        return waiting.at(i);
+    }
+    bool wait_arrival() { return arrived.get_future().wait_for(10s) == std::future_status::ready; }
 };
 
-std::vector<route> routes_with(held_route& held) {
+// Polls a cancel token up to a deadline: the event comes from the server's io thread.
+bool wait_cancelled(const cancel_token& t) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (!t.stopped() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    return t.stopped();
+}
+
+std::vector<route> test_routes(parked& p) {
     auto table = server_routes();
-    table.push_back({http::verb::post, "/test/held", nullptr,
-                     [&held](std::shared_ptr<const http_request> req, reply_fn reply) {
-                         std::lock_guard lock(held.mu);
-                         held.waiting.push_back(std::move(reply));
-                         if (++held.n_arrived == 1) held.arrived.set_value();
+    table.push_back({http::verb::post, "/test/park", nullptr,
+                     [&p](std::shared_ptr<const http_request>, std::shared_ptr<responder> out) {
+                         std::lock_guard lock(p.mu);
+                         p.waiting.push_back(std::move(out));
+                         if (++p.n == 1) p.arrived.set_value();
                      }});
-    table.push_back({http::verb::get, "/test/limited",
-                     [](const http_request&) -> result<route_reply> {
+    table.push_back({http::verb::get, "/test/limited", [](const http_request&) -> result<route_reply> {
                          return error_reply(status(errc::rate_limited, "slow down"), {{"Retry-After", "7"}});
                      }});
+    table.push_back({http::verb::get, "/test/dropped", nullptr,
+                     [](std::shared_ptr<const http_request>, std::shared_ptr<responder>) {}});
     return table;
 }
 
-std::unique_ptr<server> start(std::vector<route> table) {
-    server_params p;
-    p.host = "127.0.0.1";
-    p.port = 0;
-    auto s = std::make_unique<server>(p, std::move(table));
-    EXPECT_TRUE(s->start());
-    return s;
-}
+struct fixture {
+    parked park;
+    metrics stats;
+    std::unique_ptr<server> srv;
+    explicit fixture(server_params p = {}) {
+        p.host = "127.0.0.1";
+        p.port = 0;
+        srv = std::make_unique<server>(p, test_routes(park), &stats);
+        EXPECT_TRUE(srv->start());
+    }
+};
+
+constexpr const char* k_park = "POST /test/park HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}";
 
 TEST(async_routes, answer_from_another_thread_while_the_server_serves_others) {
-    held_route held;
-    auto srv = start(routes_with(held));
-    test_client slow(srv->port());
-    ASSERT_FALSE(slow.write("POST /test/held HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"));
-    ASSERT_EQ(held.arrived.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    fixture f;
+    test_client slow(f.srv->port());
+    ASSERT_FALSE(slow.write(k_park));
+    ASSERT_TRUE(f.park.wait_arrival());
 
-    // The held request occupies no io thread: health answers meanwhile, on another connection.
-    test_client other(srv->port());
+    test_client other(f.srv->port());  // the parked request holds no io thread
     auto health = other.request("GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
     ASSERT_TRUE(health);
     EXPECT_EQ(health->result_int(), 200u);
 
-    reply_fn reply;
-    {
-        std::lock_guard lock(held.mu);
-        reply = held.waiting.at(0);
-    }
-    std::thread([reply] { reply(route_reply{.status = 201, .body = R"({"done":true})", .headers = {{"X-Mm", "1"}}}); })
+    auto out = f.park.take(0);
+    std::thread([out] { out->reply(route_reply{.status = 201, .body = R"({"done":true})", .headers = {{"X-Mm", "1"}}}); })
         .join();
     auto res = slow.read();
     ASSERT_TRUE(res);
     EXPECT_EQ(res->result_int(), 201u);
     EXPECT_EQ(res->body(), R"({"done":true})");
     EXPECT_EQ(res->at("X-Mm"), "1");
+    out->reply(route_reply{.status = 500});  // a second answer is ignored
 
-    // Kept alive after an async answer: the same connection serves the next request.
     auto again = slow.request("GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    ASSERT_TRUE(again) << "kept alive after an async answer";
+    EXPECT_EQ(again->result_int(), 200u);
+}
+
+TEST(async_routes, errors_are_openai_shaped_and_carry_headers) {
+    fixture f;
+    test_client c(f.srv->port());
+    ASSERT_FALSE(c.write(k_park));
+    ASSERT_TRUE(f.park.wait_arrival());
+    f.park.take(0)->reply(status(errc::budget_exhausted, "key budget spent"));
+    auto res = c.read();
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->result_int(), 429u);
+    EXPECT_EQ(nlohmann::json::parse(res->body())["error"]["code"], "insufficient_quota");
+
+    auto limited = c.request("GET /test/limited HTTP/1.1\r\nHost: x\r\n\r\n");
+    ASSERT_TRUE(limited);
+    EXPECT_EQ(limited->result_int(), 429u);
+    EXPECT_EQ(limited->at(http::field::retry_after), "7");
+    EXPECT_EQ(nlohmann::json::parse(limited->body())["error"]["code"], "rate_limit_exceeded");
+}
+
+TEST(async_routes, a_route_that_drops_its_request_answers_500) {
+    fixture f;
+    test_client c(f.srv->port());
+    auto res = c.request("GET /test/dropped HTTP/1.1\r\nHost: x\r\n\r\n");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->result_int(), 500u);
+}
+
+TEST(async_routes, a_stream_arrives_in_chunks_in_order_and_the_connection_stays_usable) {
+    fixture f;
+    test_client c(f.srv->port());
+    ASSERT_FALSE(c.write(k_park));
+    ASSERT_TRUE(f.park.wait_arrival());
+    auto out = f.park.take(0);
+    std::thread([out] {
+        out->stream_begin({.content_type = "text/event-stream", .headers = {{"Cache-Control", "no-cache"}}});
+        for (int i = 0; i < 50; ++i) out->stream_write("data: " + std::to_string(i) + "\n\n");
+        out->stream_write("data: [DONE]\n\n");
+        out->stream_end();
+    }).join();
+    auto res = c.read();
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->result_int(), 200u);
+    EXPECT_EQ(res->at(http::field::content_type), "text/event-stream");
+    EXPECT_EQ(res->at(http::field::transfer_encoding), "chunked");
+    std::string want;
+    for (int i = 0; i < 50; ++i) want += "data: " + std::to_string(i) + "\n\n";
+    want += "data: [DONE]\n\n";
+    EXPECT_EQ(res->body(), want);
+    auto again = c.request("GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
     ASSERT_TRUE(again);
     EXPECT_EQ(again->result_int(), 200u);
 }
 
-TEST(async_routes, an_async_error_is_openai_shaped) {
-    held_route held;
-    auto srv = start(routes_with(held));
-    test_client c(srv->port());
-    ASSERT_FALSE(c.write("POST /test/held HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"));
-    ASSERT_EQ(held.arrived.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
-    {
-        std::lock_guard lock(held.mu);
-        held.waiting.at(0)(status(errc::budget_exhausted, "key budget spent"));
+TEST(async_routes, a_quiet_stream_gets_keep_alive_comments) {
+    server_params p;
+    p.stream_heartbeat = 30ms;
+    fixture f(p);
+    test_client c(f.srv->port());
+    ASSERT_FALSE(c.write(k_park));
+    ASSERT_TRUE(f.park.wait_arrival());
+    auto out = f.park.take(0);
+    out->stream_begin({.content_type = "text/event-stream"});
+    std::string seen;
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (seen.find(": keep-alive\n\n") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+        auto bytes = c.read_raw();
+        ASSERT_TRUE(bytes);
+        seen += *bytes;
     }
-    auto res = c.read();
-    ASSERT_TRUE(res);
-    EXPECT_EQ(res->result_int(), 429u);
-    const auto body = nlohmann::json::parse(res->body());
-    EXPECT_EQ(body["error"]["code"], "insufficient_quota");
-    EXPECT_EQ(body["error"]["message"], "key budget spent");
+    EXPECT_NE(seen.find(": keep-alive\n\n"), std::string::npos) << seen;
+    out->stream_end();
 }
 
-TEST(async_routes, error_reply_carries_its_headers) {
-    held_route held;
-    auto srv = start(routes_with(held));
-    test_client c(srv->port());
-    auto res = c.request("GET /test/limited HTTP/1.1\r\nHost: x\r\n\r\n");
-    ASSERT_TRUE(res);
-    EXPECT_EQ(res->result_int(), 429u);
-    EXPECT_EQ(res->at(http::field::retry_after), "7");
-    EXPECT_EQ(nlohmann::json::parse(res->body())["error"]["code"], "rate_limit_exceeded");
+TEST(async_routes, a_client_that_leaves_cancels_its_request) {
+    struct row { const char* name; bool streaming; };
+    for (const auto& r : {row{"waiting for a whole answer", false}, row{"mid-stream", true}}) {
+        fixture f;
+        {
+            test_client c(f.srv->port());
+            ASSERT_FALSE(c.write(k_park));
+            ASSERT_TRUE(f.park.wait_arrival()) << r.name;
+            if (r.streaming) {
+                auto out = f.park.take(0);
+                out->stream_begin({.content_type = "text/event-stream"});
+                out->stream_write("data: 1\n\n");
+                ASSERT_TRUE(c.read_raw()) << r.name;
+            }
+            c.close();
+        }
+        auto out = f.park.take(0);
+        EXPECT_TRUE(wait_cancelled(out->cancel())) << r.name;
+        out->reply(route_reply{});  // too late: dropped, and nothing breaks
+        const auto deadline = std::chrono::steady_clock::now() + 10s;
+        while (f.stats.render().find("status=\"499\"") == std::string::npos && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::yield();
+        EXPECT_NE(f.stats.render().find("route=\"/test/park\",method=\"POST\",status=\"499\"} 1"), std::string::npos)
+            << r.name;
+    }
+}
+
+TEST(async_routes, stopping_the_server_cancels_requests_in_flight) {
+    fixture f;
+    test_client c(f.srv->port());
+    ASSERT_FALSE(c.write(k_park));
+    ASSERT_TRUE(f.park.wait_arrival());
+    auto out = f.park.take(0);
+    std::thread answer([out] {
+        if (wait_cancelled(out->cancel())) out->reply(status(errc::cancelled, "server shutting down"));
+    });
+    f.srv->stop();
+    answer.join();
+    EXPECT_TRUE(out->cancel().stopped());
 }
 
 }  // namespace

@@ -62,6 +62,25 @@ public:
         return ec == net::error::eof || ec == net::error::connection_reset;
     }
 
+    // Whatever bytes arrive next (buffered ones first), raw; nullopt when the connection ended or failed.
+    std::optional<std::string> read_raw() {
+        if (buf_.size() > 0) {
+            std::string out = beast::buffers_to_string(buf_.data());
+            buf_.consume(buf_.size());
+            return out;
+        }
+        char bytes[4096];
+        size_t n = 0;
+        beast::error_code ec = run([&](auto done) {
+            stream_.async_read_some(net::buffer(bytes), [&n, done](beast::error_code e, size_t got) mutable {
+                n = got;
+                done(e);
+            });
+        });
+        if (ec) return std::nullopt;
+        return std::string(bytes, n);
+    }
+
     void close() { stream_.close(); }
 
 private:

@@ -29,6 +29,8 @@ struct server_params {
     std::chrono::milliseconds write_timeout{30'000};    // one response, to a client that does not read
     std::chrono::milliseconds linger_timeout{1'000};    // draining a closed connection so the client reads our reply
     std::chrono::milliseconds stop_timeout{5'000};      // stop(): how long open connections get to finish
+    std::chrono::milliseconds stream_heartbeat{15'000}; // a quiet stream gets an SSE comment this often
+    size_t stream_queue_chunks = 4096;                  // chunks queued to a client that reads too slowly: then dropped
 };
 status validate(const server_params& p);
 
