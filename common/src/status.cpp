@@ -22,6 +22,7 @@ const char* errc_name(errc c) {
         case errc::idempotency_running: return "idempotency_running";
         case errc::idempotency_mismatch: return "idempotency_mismatch";
         case errc::overloaded: return "overloaded";
+        case errc::queue_full: return "queue_full";
         case errc::internal: return "internal";
     }
     return "unknown";

@@ -28,7 +28,8 @@ enum class errc {
     budget_exhausted,
     idempotency_running,
     idempotency_mismatch,
-    overloaded,           // a full queue
+    overloaded,           // the server is at a capacity limit (connections)
+    queue_full,           // a stage's bounded queue is full: retry shortly
     internal,             // a bug surfaced as a value (never bad input)
 };
 
