@@ -4,6 +4,7 @@
 #include <string>
 
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/http/error.hpp>
@@ -21,12 +22,16 @@ namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 
-// The session's side of a responder: each call hops onto the session's strand. It holds the session alive
-// until the route lets go of it; a route that lets go without answering gets a 500 written for it.
+// The session's side of a responder: each call hops onto the session's strand. Until the route has answered
+// it holds the session alive and keeps the io_context running (so a graceful stop waits for it, up to
+// stop_timeout); a route that lets go without answering gets a 500 written for it. A route must answer
+// before the server is destroyed.
 class session_responder : public responder {
 public:
     session_responder(std::shared_ptr<http_session> s, unsigned version, bool keep_alive)
-        : session_(std::move(s)), version_(version), keep_alive_(keep_alive) {}
+        : session_(std::move(s)), version_(version), keep_alive_(keep_alive) {
+        work_.emplace(session_->stream_.get_executor());
+    }
     ~session_responder() override {
         if (!answered_.exchange(true)) {
             log_error("route_dropped_request", {{"target", std::string(session_->req_ ? session_->req_->target() : "")}});
@@ -38,17 +43,20 @@ public:
     void reply(result<route_reply> r) override {
         if (answered_.exchange(true)) return;  // a second answer is a bug in the route; the first one stands
         post([res = to_response(std::move(r))](http_session& s) mutable { s.answer(std::move(res)); });
+        let_go();
     }
     void stream_begin(route_reply head) override {
-        if (answered_.exchange(true)) return;
+        if (answered_.load() || began_.exchange(true)) return;
         post([res = to_response(std::move(head))](http_session& s) mutable { s.begin_stream(std::move(res)); });
     }
     void stream_write(std::string chunk) override {
-        if (chunk.empty()) return;  // an empty chunk would end the stream on the wire
+        if (chunk.empty() || answered_.load()) return;  // an empty chunk would end the stream on the wire
         post([chunk = std::move(chunk)](http_session& s) mutable { s.queue_chunk(std::move(chunk), false); });
     }
     void stream_end() override {
+        if (answered_.exchange(true)) return;
         post([](http_session& s) { s.queue_chunk({}, true); });
+        let_go();
     }
     const cancel_token& cancel() const override { return cancel_; }
     void cancel_now() { cancel_.cancel(); }
@@ -58,6 +66,11 @@ private:
     void post(F f) {
         net::dispatch(session_->stream_.get_executor(), [s = session_, f = std::move(f)]() mutable { f(*s); });
     }
+    // Answered: the posted work now holds the session; the route may keep this object as long as it likes.
+    void let_go() {
+        session_.reset();
+        work_.reset();
+    }
     http_response to_response(result<route_reply> r) const {
         if (!r) return make_error_response(r.error(), version_, keep_alive_);
         http_response res = make_response(r->status, r->content_type, std::move(r->body), version_, keep_alive_);
@@ -66,9 +79,12 @@ private:
     }
 
     std::shared_ptr<http_session> session_;
+    // Keeps io threads running while the route works; an optional so letting go drops its executor copy too.
+    std::optional<net::executor_work_guard<net::any_io_executor>> work_;
     const unsigned version_;
     const bool keep_alive_;
     std::atomic<bool> answered_{false};
+    std::atomic<bool> began_{false};
     cancel_token cancel_;
 };
 

@@ -12,7 +12,7 @@ namespace mm::services {
 struct route_reply {
     unsigned status = 200;
     std::string content_type = "application/json";
-    std::string body;
+    std::string body = {};
     std::vector<std::pair<std::string, std::string>> headers = {};  // extra ones: Retry-After, x-ratelimit-*, ...
 };
 
