@@ -14,6 +14,7 @@ esac
 packages=(
   build-essential cmake ninja-build pkg-config git
   libopenblas-dev nlohmann-json3-dev libboost-dev
+  libsqlite3-dev libssl-dev   # the meter's ledger; key hashing (libcrypto)
   libgtest-dev
   clang libclang-rt-14-dev   # libFuzzer + sanitizers for the fuzz targets
 )

@@ -19,6 +19,10 @@ namespace mm::services {
 
 using micros = int64_t;  // one millionth of the configured currency unit
 
+// The largest price reserve() accepts (a million units): far above any real price, and low enough that
+// running totals of billions of requests stay inside int64.
+inline constexpr micros k_price_max = 1'000'000'000'000;
+
 // Budget periods, in UTC: a calendar day, a calendar month, or all time.
 enum class period { day, month, none };
 const char* period_name(period p);
@@ -41,7 +45,7 @@ const char* charge_outcome_name(charge_outcome o);
 result<charge_outcome> charge_outcome_parse(std::string_view s);
 
 struct key_limits {
-    std::optional<micros> budget;   // none: unlimited
+    std::optional<micros> budget{};  // none: unlimited
     period budget_period = period::month;
     int64_t rpm = 0;                // requests per minute; 0: unlimited
     int64_t max_concurrent = 0;     // requests in flight; 0: unlimited
@@ -66,12 +70,12 @@ struct key_info {
     std::string prefix;
     key_limits limits;
     int64_t created_ms = 0;
-    std::optional<int64_t> revoked_ms;
+    std::optional<int64_t> revoked_ms{};
 };
 
 struct user_info {
     std::string name;
-    std::optional<micros> budget;
+    std::optional<micros> budget{};
     period budget_period = period::month;
 };
 
@@ -82,25 +86,25 @@ struct charge_info {
     std::string endpoint;
     micros price = 0;  // what was reserved; counts toward spent only once committed
     charge_state state = charge_state::reserved;
-    std::optional<charge_outcome> outcome;  // none while reserved
+    std::optional<charge_outcome> outcome{};  // none while reserved
     int64_t created_ms = 0;                 // the charge belongs to the period holding this instant
-    std::optional<int64_t> finished_ms;
+    std::optional<int64_t> finished_ms{};
 };
 
 // One subject's (a key's or a user's) budget in its current period.
 struct budget_view {
-    std::optional<micros> budget;
+    std::optional<micros> budget{};
     period budget_period = period::month;
-    period_range range;
+    period_range range{};
     micros spent = 0;
     micros reserved = 0;
-    std::optional<micros> remaining;  // budget - spent - reserved, at least 0; none without a budget
+    std::optional<micros> remaining{};  // budget - spent - reserved, at least 0; none without a budget
 };
 
 struct me_info {
     key_info key;
     budget_view key_budget;
-    std::optional<budget_view> user_budget;  // present when the key's user has a budget
+    std::optional<budget_view> user_budget{};  // present when the key's user has a budget
 };
 
 enum class usage_group { key, endpoint, day, outcome };
@@ -110,8 +114,8 @@ struct usage_query {
     int64_t start_ms = 0;  // charges created in [start_ms, end_ms)
     int64_t end_ms = INT64_MAX;
     usage_group group_by = usage_group::day;
-    std::optional<std::string> key_id;
-    std::optional<std::string> user;
+    std::optional<std::string> key_id{};
+    std::optional<std::string> user{};
 };
 
 struct usage_row {
@@ -137,7 +141,7 @@ enum class idem_verdict {
 };
 struct idem_begin_result {
     idem_verdict verdict = idem_verdict::run;
-    stored_response response;  // set for replay
+    stored_response response{};  // set for replay
 };
 inline constexpr int64_t k_idempotency_ttl_ms = 24 * 3600 * 1000;
 

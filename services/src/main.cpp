@@ -2,6 +2,8 @@
 // defaults), applies the flags over it, and runs the server until SIGINT/SIGTERM.
 // stdout carries one line (where we listen, for people and for scripts that asked for port 0); logs go to stderr.
 #include <charconv>
+#include <cstdlib>
+#include <optional>
 #include <chrono>
 #include <filesystem>
 #include <csignal>
@@ -15,7 +17,15 @@
 
 #include "common/log.h"
 #include "common/status.h"
+#include "account_routes.h"
+#include "admin_cli.h"
+#include "admin_key.h"
+#include "alert_notifier.h"
+#include "clock.h"
+#include "key_hash.h"
+#include "meter.h"
 #include "services/metrics.h"
+#include "sqlite_ledger.h"
 #include "services/model_routes.h"
 #include "services/server.h"
 #include "services/server_config.h"
@@ -74,7 +84,9 @@ void print_usage(std::FILE* out) {
     std::fprintf(out,
                  "usage: mmserve <command> [options]\n\n"
                  "commands:\n"
-                 "  serve    run the OpenAI-compatible HTTP server\n\n"
+                 "  serve    run the OpenAI-compatible HTTP server\n"
+                 "  keys     create, list or revoke API keys on a running server (admin key)\n"
+                 "  usage    requests and charges from a running server (admin key)\n\n"
                  "run 'mmserve serve --help' for the server's options.\n");
 }
 
@@ -160,7 +172,33 @@ int serve(const std::vector<std::string_view>& args) {
     int stop_signal = 0;
     signals.async_wait([&](const boost::system::error_code&, int sig) { stop_signal = sig; });
 
+    // The meter: server secret, admin key, ledger. All under the data dir.
+    auto secret = mm::services::server_secret_load_or_create(config->data_dir);
+    if (!secret) {
+        std::fprintf(stderr, "mmserve: %s\n", secret.error().message().c_str());
+        return 1;
+    }
+    const char* env_admin = std::getenv("MMSERVE_ADMIN_KEY");  // main() is the one place that reads the environment
+    auto admin_hash = mm::services::admin_key_hash_resolve(
+        config->data_dir, *secret, config->admin_key,
+        env_admin ? std::optional<std::string>(env_admin) : std::nullopt, stderr);
+    if (!admin_hash) {
+        std::fprintf(stderr, "mmserve: %s\n", admin_hash.error().message().c_str());
+        return 1;
+    }
+    mm::services::system_clock clk;
+    mm::services::alert_notifier alerts({.webhook_url = config->alerts.webhook_url});  // outlives the ledger
+    auto book = mm::services::sqlite_ledger::open({.path = config->data_dir / "ledger.sqlite3",
+                                                   .server_secret = *secret,
+                                                   .clk = &clk,
+                                                   .on_alert = alerts.as_sink()});
+    if (!book) {
+        std::fprintf(stderr, "mmserve: ledger: %s\n", book.error().message().c_str());
+        return 1;
+    }
     mm::services::metrics stats;
+    mm::services::meter meter({.config = *config, .book = **book, .time = clk, .server_secret = *secret,
+                               .admin_key_hash = *admin_hash, .stats = &stats});
     mm::services::model_registry models;
     for (const auto& m : config->models) {
         models.add(m.id, m.kind);
@@ -171,6 +209,7 @@ int serve(const std::vector<std::string_view>& args) {
     auto routes = mm::services::server_routes();
     routes.push_back(mm::services::metrics_route(stats));
     for (auto& r : mm::services::model_routes(models)) routes.push_back(std::move(r));
+    for (auto& r : mm::services::account_routes(meter)) routes.push_back(std::move(r));
     mm::services::server srv(params, std::move(routes), &stats);
     if (status s = srv.start(); !s) {
         mm::log_error("server_start_failed", {{"error", s.to_string()}});
@@ -200,5 +239,10 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (args[0] == "serve") return serve({args.begin() + 1, args.end()});
+    if (args[0] == "keys" || args[0] == "usage") {
+        const char* env_admin = std::getenv("MMSERVE_ADMIN_KEY");
+        return mm::services::admin_cli(args[0], {args.begin() + 1, args.end()},
+                                       env_admin ? std::optional<std::string>(env_admin) : std::nullopt);
+    }
     return usage_error("unknown command '" + std::string(args[0]) + "'", print_usage);
 }

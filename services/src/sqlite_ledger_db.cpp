@@ -57,10 +57,10 @@ std::string sql_query::text_at(int c) const {
     return p ? std::string(p, static_cast<size_t>(n)) : std::string();
 }
 
-result<sql_db> sql_db::open(const std::filesystem::path& path, bool read_only) {
+result<sql_db> sql_db::open(const std::filesystem::path& path, bool read_only, const std::string& vfs) {
     sqlite3* raw = nullptr;
     const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-    const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+    const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, vfs.empty() ? nullptr : vfs.c_str());
     sql_db db;
     db.db_.reset(raw);
     if (rc != SQLITE_OK) return sqlite_status(raw, rc, "opening " + path.string());
@@ -83,6 +83,12 @@ status sql_db::exec(const char* sql) {
     sqlite3_free(err);
     const errc code = (rc & 0xff) == SQLITE_CONSTRAINT ? errc::invalid_argument : errc::io_error;
     return status(code, msg);
+}
+
+status sql_db::run(const char* sql) {
+    auto s = prepare(sql);
+    if (!s) return s.error();
+    return sql_query(*s).run();
 }
 
 result<sqlite3_stmt*> sql_db::prepare(const char* sql) {

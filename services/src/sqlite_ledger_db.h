@@ -64,10 +64,12 @@ class sql_db {
 public:
     // Opens (creating if absent) with the ledger's settings: WAL, synchronous=FULL (a commit is on disk
     // when COMMIT returns), foreign keys, a busy timeout for the moments a checkpoint holds a lock.
-    static result<sql_db> open(const std::filesystem::path& path, bool read_only);
+    // vfs names a registered SQLite VFS (tests inject storage faults through one); empty: the default.
+    static result<sql_db> open(const std::filesystem::path& path, bool read_only, const std::string& vfs = {});
 
     sqlite3* get() const { return db_.get(); }
     status exec(const char* sql);  // statements without results; several separated by ';' allowed
+    status run(const char* sql);   // one statement without results, through the statement cache
     // The cached statement for sql (keyed by the pointer, so pass string literals).
     result<sqlite3_stmt*> prepare(const char* sql);
     bool in_transaction() const { return sqlite3_get_autocommit(db_.get()) == 0; }

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <future>
 #include <memory>
@@ -423,7 +424,11 @@ private:
 const std::string k_mmserve = std::string(MM_BINARY_DIR) + "/services/mmserve";
 
 TEST(mmserve_binary, serves_health_and_stops_on_sigterm) {
-    child_process child({k_mmserve, "serve", "--host", "127.0.0.1", "--port", "0"});
+    // Its own data dir (ledger, secrets) and a given admin key, so nothing is generated or printed for it.
+    const std::string data_dir = (std::filesystem::temp_directory_path() /
+                                  ("mm_binary_" + std::to_string(::getpid()))).string();
+    ::setenv("MMSERVE_ADMIN_KEY", "admin-key-for-the-binary-test", 1);
+    child_process child({k_mmserve, "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", data_dir});
     ASSERT_TRUE(child.started()) << k_mmserve;
     const std::string line = child.read_line();
     const std::string prefix = "mmserve listening on http://127.0.0.1:";
@@ -448,6 +453,7 @@ TEST(mmserve_binary, serves_health_and_stops_on_sigterm) {
         ASSERT_TRUE(j.is_object()) << "not a JSON log line: " << l;
         events.push_back(j.value("event", ""));
     }
+    std::filesystem::remove_all(data_dir);
     for (const char* want : {"server_listening", "server_stopping", "server_stopped"})
         EXPECT_NE(std::find(events.begin(), events.end(), want), events.end()) << want << " not logged: " << out.err;
 }

@@ -1,0 +1,174 @@
+#include "admin_cli.h"
+
+#include <cstdio>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
+
+namespace mm::services {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using json = nlohmann::json;
+
+constexpr int k_usage_error = 2;
+
+const char* k_help =
+    "usage:\n"
+    "  mmserve keys create --user U [--budget MICROS] [--period month|day|none] [--rpm N] [--max-concurrent N]\n"
+    "  mmserve keys list\n"
+    "  mmserve keys revoke KEY_ID\n"
+    "  mmserve usage [--group-by key|endpoint|day|outcome] [--start UNIX_SECS] [--end UNIX_SECS] [--key KEY_ID]\n"
+    "\n"
+    "common options:\n"
+    "  --url URL          the running server (default http://127.0.0.1:8080)\n"
+    "  --admin-key KEY    the admin key (default: MMSERVE_ADMIN_KEY)\n";
+
+struct parsed {
+    std::vector<std::string_view> positional;
+    std::vector<std::pair<std::string, std::string>> flags;  // --name value
+};
+
+bool parse(const std::vector<std::string_view>& args, parsed& out, std::string& error) {
+    for (size_t i = 0; i < args.size(); ++i) {
+        std::string_view a = args[i];
+        if (a.rfind("--", 0) != 0) {
+            out.positional.push_back(a);
+            continue;
+        }
+        std::string name(a), value;
+        if (auto eq = a.find('='); eq != std::string_view::npos) {
+            name = std::string(a.substr(0, eq));
+            value = std::string(a.substr(eq + 1));
+        } else if (i + 1 < args.size()) {
+            value = std::string(args[++i]);
+        } else {
+            error = name + ": missing value";
+            return false;
+        }
+        out.flags.emplace_back(name, value);
+    }
+    return true;
+}
+
+std::optional<std::string> flag(const parsed& p, std::string_view name) {
+    for (const auto& [n, v] : p.flags)
+        if (n == name) return v;
+    return std::nullopt;
+}
+
+// One request to the server; prints its JSON answer (pretty) on stdout, or its error on stderr.
+int call(const std::string& url, const std::string& key, http::verb verb, const std::string& target,
+         const std::string& body) {
+    std::string_view u = url;
+    if (u.rfind("http://", 0) != 0) {
+        std::fprintf(stderr, "mmserve: --url: expected http://host:port\n");
+        return k_usage_error;
+    }
+    u.remove_prefix(7);
+    u = u.substr(0, u.find('/'));
+    const size_t colon = u.rfind(':');
+    const std::string host(u.substr(0, colon)), port(colon == std::string_view::npos ? "80" : u.substr(colon + 1));
+    try {
+        net::io_context ioc;
+        beast::tcp_stream stream(ioc);
+        stream.expires_after(std::chrono::seconds(30));
+        stream.connect(net::ip::tcp::resolver(ioc).resolve(host, port));
+        http::request<http::string_body> req{verb, target, 11};
+        req.set(http::field::host, host);
+        req.set(http::field::authorization, "Bearer " + key);
+        req.set(http::field::content_type, "application/json");
+        req.body() = body;
+        req.prepare_payload();
+        http::write(stream, req);
+        beast::flat_buffer buf;
+        http::response<http::string_body> res;
+        http::read(stream, buf, res);
+        const json j = json::parse(res.body(), nullptr, false);
+        const std::string text = j.is_discarded() ? res.body() : j.dump(2);
+        if (res.result_int() >= 400) {
+            std::fprintf(stderr, "mmserve: the server answered %u:\n%s\n", res.result_int(), text.c_str());
+            return 1;
+        }
+        std::printf("%s\n", text.c_str());
+        return 0;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "mmserve: cannot reach %s: %s\n", url.c_str(), e.what());
+        return 1;
+    }
+}
+
+}  // namespace
+
+int admin_cli(std::string_view command, const std::vector<std::string_view>& args,
+              const std::optional<std::string>& admin_key_env) {
+    for (auto a : args)
+        if (a == "--help" || a == "-h") {
+            std::printf("%s", k_help);
+            return 0;
+        }
+    parsed p;
+    std::string error;
+    if (!parse(args, p, error)) {
+        std::fprintf(stderr, "mmserve: %s\n\n%s", error.c_str(), k_help);
+        return k_usage_error;
+    }
+    const std::string url = flag(p, "--url").value_or("http://127.0.0.1:8080");
+    const std::string key = flag(p, "--admin-key").value_or(admin_key_env.value_or(""));
+    if (key.empty()) {
+        std::fprintf(stderr, "mmserve: no admin key: set MMSERVE_ADMIN_KEY or pass --admin-key\n");
+        return k_usage_error;
+    }
+    auto known = [&](std::initializer_list<std::string_view> names) {
+        for (const auto& [n, v] : p.flags) {
+            bool ok = n == "--url" || n == "--admin-key";
+            for (auto k : names) ok = ok || n == k;
+            if (!ok) {
+                std::fprintf(stderr, "mmserve: unknown option '%s'\n\n%s", n.c_str(), k_help);
+                return false;
+            }
+        }
+        return true;
+    };
+
+    if (command == "usage") {
+        if (!known({"--group-by", "--start", "--end", "--key"}) || !p.positional.empty()) return k_usage_error;
+        std::string target = "/v1/usage?group_by=" + flag(p, "--group-by").value_or("day");
+        for (auto [f, q] : {std::pair{"--start", "start"}, std::pair{"--end", "end"}, std::pair{"--key", "key"}})
+            if (auto v = flag(p, f)) target += std::string("&") + q + "=" + *v;
+        return call(url, key, http::verb::get, target, "");
+    }
+    // keys
+    const std::string_view sub = p.positional.empty() ? "" : p.positional[0];
+    if (sub == "list" && p.positional.size() == 1 && known({})) return call(url, key, http::verb::get, "/v1/admin/keys", "");
+    if (sub == "revoke" && p.positional.size() == 2 && known({}))
+        return call(url, key, http::verb::delete_, "/v1/admin/keys/" + std::string(p.positional[1]), "");
+    if (sub == "create" && p.positional.size() == 1 && known({"--user", "--budget", "--period", "--rpm", "--max-concurrent"})) {
+        json body = json::object();
+        for (auto [f, field] : {std::pair{"--budget", "budget"}, std::pair{"--rpm", "rpm"},
+                                std::pair{"--max-concurrent", "max_concurrent"}})
+            if (auto v = flag(p, f)) {
+                try {
+                    size_t used = 0;
+                    body[field] = std::stoll(*v, &used);
+                    if (used != v->size()) throw std::invalid_argument(*v);
+                } catch (const std::exception&) {
+                    std::fprintf(stderr, "mmserve: %s: expected an integer, got '%s'\n", f, v->c_str());
+                    return k_usage_error;
+                }
+            }
+        if (auto v = flag(p, "--user")) body["user"] = *v;
+        if (auto v = flag(p, "--period")) body["period"] = *v;
+        return call(url, key, http::verb::post, "/v1/admin/keys", body.dump());
+    }
+    std::fprintf(stderr, "mmserve: expected 'keys create|list|revoke' or 'usage'\n\n%s", k_help);
+    return k_usage_error;
+}
+
+}  // namespace mm::services

@@ -1,0 +1,68 @@
+// meter: DESIGN.md's steps around every billable request. authenticate -> rate-limit -> (idempotency) ->
+// reserve -> run -> commit before the last byte, or void. Rejected, failed and cancelled requests cost
+// nothing and still appear in usage with their outcome.
+// Thread safety: thread-safe. Ledger calls block (a durable commit waits for its group's fsync), so the
+// meter runs them on its own small pool, never on an io thread.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <boost/asio/thread_pool.hpp>
+
+#include "clock.h"
+#include "ledger.h"
+#include "services/metrics.h"
+#include "services/rate_limiter.h"
+#include "services/router.h"
+#include "services/server_config.h"
+
+namespace mm::services {
+
+struct caller {
+    bool admin = false;
+    key_info key;  // empty for the admin key
+};
+
+struct meter_params {
+    const server_config& config;
+    ledger& book;
+    const clock& time;
+    std::string server_secret;   // for hashing the admin key
+    std::string admin_key_hash;  // key_hash(server_secret, admin key); empty: no admin key
+    metrics* stats = nullptr;
+    int n_workers = 4;           // threads for blocking ledger calls
+};
+
+class meter {
+public:
+    explicit meter(meter_params p);
+    ~meter();  // waits for its workers
+
+    // Step 1: the bearer key. unauthenticated (401 invalid_api_key) when missing, malformed or unknown.
+    result<caller> authenticate(const http_request& req) const;
+
+    // Runs fn on the meter's workers (for routes that call the ledger).
+    void run_blocking(std::function<void()> fn);
+
+    // Wraps a billable route: the wrapped route runs only once the request is admitted, and its answer is
+    // committed (success) or voided (error, cancel) before it reaches the client.
+    async_route_handler metered(std::string endpoint, async_route_handler run);
+
+    const ledger& book() const { return p_.book; }
+    ledger& book() { return p_.book; }
+
+private:
+    void admit(std::string endpoint, async_route_handler run, std::shared_ptr<const http_request> req,
+               std::shared_ptr<responder> out);
+
+    meter_params p_;
+    rate_limiter limiter_;
+    boost::asio::thread_pool workers_;
+};
+
+// "req_" + 16 hex chars from the CSPRNG: the id of one request and of its charge.
+std::string request_id_generate();
+
+}  // namespace mm::services

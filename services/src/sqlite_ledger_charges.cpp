@@ -1,0 +1,253 @@
+// sqlite_ledger: charges (reserve, commit, void, unbilled), the per-period totals that budget checks
+// read, and the alerts a commit can raise. Everything here runs on the writer thread.
+#include <algorithm>
+
+#include "sqlite_ledger.h"
+
+namespace mm::services {
+namespace {
+
+bool in_range(const period_range& r, int64_t t) { return t >= r.start_ms && t < r.end_ms; }
+
+// spent + reserved + price <= budget, without overflow for any int64 inputs.
+bool fits(micros spent, micros reserved, micros price, micros budget) {
+    return static_cast<__int128>(spent) + reserved + price <= budget;
+}
+
+// spent has reached pct % of budget.
+bool reached(micros spent, micros budget, int pct) {
+    return static_cast<__int128>(spent) * 100 >= static_cast<__int128>(budget) * pct;
+}
+
+std::string money_text(micros spent, micros reserved, micros price, micros budget) {
+    return "spent " + std::to_string(spent) + " + reserved " + std::to_string(reserved) + " + price " +
+           std::to_string(price) + " > budget " + std::to_string(budget) + " (micros)";
+}
+
+status no_open_charge(std::string_view request_id) {
+    return status(errc::not_found, "no open reservation for request '" + std::string(request_id) + "'");
+}
+
+status request_id_taken(std::string_view request_id, const status& s) {
+    if (s.code() != errc::invalid_argument) return s;  // not a constraint failure: the storage's error
+    return status(errc::invalid_argument, "request id '" + std::string(request_id) + "' already has a charge");
+}
+
+}  // namespace
+
+result<sqlite_ledger::subject_totals*> sqlite_ledger::totals_for(alert::subject_kind kind, const std::string& subject,
+                                                                 period p, int64_t now_ms) {
+    auto& map = kind == alert::subject_kind::key ? key_totals_ : user_totals_;
+    const period_range range = period_bounds(p, now_ms);
+    auto it = map.find(subject);
+    if (it != map.end() && it->second.p == p && it->second.range.start_ms == range.start_ms) return &it->second;
+
+    // A new period (or a subject not seen since open): rebuild from the table. The writer connection sees
+    // this batch's own uncommitted rows, so the result agrees with the mirror.
+    subject_totals t{.p = p, .range = range};
+    {
+        const char* sql = kind == alert::subject_kind::key
+                              ? "SELECT COALESCE(SUM(price), 0) FROM charges WHERE key_id = ?1 "
+                                "AND state = 'committed' AND created_ms >= ?2 AND created_ms < ?3"
+                              : "SELECT COALESCE(SUM(price), 0) FROM charges WHERE user_name = ?1 "
+                                "AND state = 'committed' AND created_ms >= ?2 AND created_ms < ?3";
+        MM_SQL_QUERY(q, wdb_, sql);
+        auto row = q.bind(1, subject).bind(2, range.start_ms).bind(3, range.end_ms).step();
+        if (!row) return row.error();
+        t.spent = q.int_at(0);
+    }
+    {
+        MM_SQL_QUERY(q, wdb_,
+                     "SELECT COALESCE(MAX(threshold), 0) FROM alerts "
+                     "WHERE subject_kind = ?1 AND subject = ?2 AND period_start = ?3");
+        auto row = q.bind(1, alert_subject_name(kind)).bind(2, subject).bind(3, range.start_ms).step();
+        if (!row) return row.error();
+        t.alerted_pct = static_cast<int>(q.int_at(0));
+    }
+    t.reserved = open_reserved_in(kind, subject, range);
+    auto [pos, inserted] = map.insert_or_assign(subject, t);
+    return &pos->second;
+}
+
+micros sqlite_ledger::open_reserved_in(alert::subject_kind kind, std::string_view subject, period_range r) const {
+    micros sum = 0;
+    for (const auto& [id, c] : open_) {
+        const std::string& who = kind == alert::subject_kind::key ? c.key_id : c.user;
+        if (who == subject && in_range(r, c.created_ms)) sum += c.price;
+    }
+    return sum;
+}
+
+void sqlite_ledger::totals_release(const open_charge& c, bool committed) {
+    auto settle = [&](string_map<subject_totals>& map, const std::string& subject) {
+        auto it = map.find(subject);
+        if (it == map.end() || !in_range(it->second.range, c.created_ms)) return;  // another period's charge
+        it->second.reserved -= c.price;
+        if (committed) it->second.spent += c.price;
+    };
+    settle(key_totals_, c.key_id);
+    settle(user_totals_, c.user);
+}
+
+status sqlite_ledger::alerts_after_commit(const open_charge& c, micros price, int64_t now_ms) {
+    struct subject {
+        alert::subject_kind kind;
+        const std::string& name;
+        std::optional<micros> budget;
+        period p;
+        string_map<subject_totals>& totals;
+    };
+    const key_entry& k = keys_.find(c.key_id)->second;
+    const user_info& u = users_.find(c.user)->second;
+    const subject subjects[] = {
+        {alert::subject_kind::key, c.key_id, k.info.limits.budget, k.info.limits.budget_period, key_totals_},
+        {alert::subject_kind::user, c.user, u.budget, u.budget_period, user_totals_},
+    };
+    std::vector<alert> raised;
+    for (const subject& s : subjects) {
+        // A zero budget is "closed", not a spending level worth alerting on.
+        if (!s.budget || *s.budget <= 0) continue;
+        auto it = s.totals.find(s.name);
+        if (it == s.totals.end()) continue;
+        const subject_totals& t = it->second;
+        if (t.p != s.p || !in_range(t.range, c.created_ms)) continue;
+        const micros spent_after = t.spent + price;
+        for (int pct : k_alert_thresholds_pct) {
+            if (pct <= t.alerted_pct || !reached(spent_after, *s.budget, pct)) continue;
+            MM_SQL_QUERY(q, wdb_,
+                         "INSERT INTO alerts (subject_kind, subject, period_start, threshold, spent, budget, "
+                         "created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING");
+            MM_TRY(q.bind(1, alert_subject_name(s.kind))
+                       .bind(2, s.name)
+                       .bind(3, t.range.start_ms)
+                       .bind(4, int64_t{pct})
+                       .bind(5, spent_after)
+                       .bind(6, *s.budget)
+                       .bind(7, now_ms)
+                       .run());
+            if (q.changes() == 0) continue;  // recorded before (the mirror was behind the table)
+            raised.push_back(alert{.kind = s.kind,
+                                   .subject = s.name,
+                                   .user = c.user,
+                                   .threshold_pct = pct,
+                                   .spent = spent_after,
+                                   .budget = *s.budget,
+                                   .budget_period = s.p,
+                                   .range = t.range,
+                                   .created_ms = now_ms});
+        }
+    }
+    // Only now that every insert succeeded does the mirror move.
+    for (const alert& a : raised) {
+        auto& totals = a.kind == alert::subject_kind::key ? key_totals_ : user_totals_;
+        auto& t = totals.find(a.subject)->second;
+        t.alerted_pct = std::max(t.alerted_pct, a.threshold_pct);
+        batch_alerts_.push_back(a);
+    }
+    return ok_status();
+}
+
+status sqlite_ledger::reserve(std::string_view request_id, std::string_view key_id, std::string_view endpoint,
+                              micros price) {
+    if (request_id.empty()) return status(errc::invalid_argument, "request id must not be empty");
+    if (price < 0 || price > k_price_max)
+        return status(errc::invalid_argument, "price must be in [0, " + std::to_string(k_price_max) + "] micros");
+    return submit<status>([&]() -> status {
+        std::lock_guard lock(state_mu_);
+        auto kit = keys_.find(key_id);
+        if (kit == keys_.end()) return status(errc::not_found, "no key '" + std::string(key_id) + "'");
+        const key_info& key = kit->second.info;
+        if (key.revoked_ms) return status(errc::unauthenticated, "key '" + key.id + "' has been revoked");
+        if (open_.find(request_id) != open_.end()) return request_id_taken(request_id, status(errc::invalid_argument));
+        const user_info& user = users_.find(key.user)->second;
+        const int64_t now = params_.clk->now_ms();
+
+        auto kt = totals_for(alert::subject_kind::key, key.id, key.limits.budget_period, now);
+        if (!kt) return kt.error();
+        auto ut = totals_for(alert::subject_kind::user, user.name, user.budget_period, now);
+        if (!ut) return ut.error();
+        if (key.limits.budget && !fits((*kt)->spent, (*kt)->reserved, price, *key.limits.budget))
+            return status(errc::budget_exhausted,
+                          "key budget exhausted for this " + std::string(period_name(key.limits.budget_period)) +
+                              ": " + money_text((*kt)->spent, (*kt)->reserved, price, *key.limits.budget));
+        if (user.budget && !fits((*ut)->spent, (*ut)->reserved, price, *user.budget))
+            return status(errc::budget_exhausted,
+                          "user budget exhausted for this " + std::string(period_name(user.budget_period)) + ": " +
+                              money_text((*ut)->spent, (*ut)->reserved, price, *user.budget));
+
+        MM_SQL_QUERY(q, wdb_,
+                     "INSERT INTO charges (request_id, key_id, user_name, endpoint, price, state, created_ms) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, 'reserved', ?6)");
+        if (auto s = q.bind(1, request_id).bind(2, key.id).bind(3, user.name).bind(4, endpoint).bind(5, price)
+                         .bind(6, now).run();
+            !s)
+            return request_id_taken(request_id, s);
+        (*kt)->reserved += price;
+        (*ut)->reserved += price;
+        open_.emplace(std::string(request_id), open_charge{key.id, user.name, price, now});
+        return ok_status();
+    });
+}
+
+status sqlite_ledger::commit(std::string_view request_id, charge_outcome outcome) {
+    if (outcome != charge_outcome::ok && outcome != charge_outcome::cache_hit)
+        return status(errc::invalid_argument,
+                      std::string("a commit's outcome is ok or cache_hit, not ") + charge_outcome_name(outcome));
+    return submit<status>([&]() -> status {
+        std::lock_guard lock(state_mu_);
+        auto it = open_.find(request_id);
+        if (it == open_.end()) return no_open_charge(request_id);
+        const int64_t now = params_.clk->now_ms();
+        MM_SQL_QUERY(q, wdb_,
+                     "UPDATE charges SET state = 'committed', outcome = ?2, finished_ms = ?3 "
+                     "WHERE request_id = ?1 AND state = 'reserved'");
+        MM_TRY(q.bind(1, request_id).bind(2, charge_outcome_name(outcome)).bind(3, now).run());
+        if (q.changes() != 1) return status(errc::internal, "open reservation missing from the charges table");
+        MM_TRY(alerts_after_commit(it->second, it->second.price, now));
+        totals_release(it->second, /*committed=*/true);
+        open_.erase(it);
+        return ok_status();
+    });
+}
+
+status sqlite_ledger::void_(std::string_view request_id, charge_outcome outcome) {
+    if (outcome == charge_outcome::ok) return status(errc::invalid_argument, "a voided charge's outcome is not ok");
+    return submit<status>([&]() -> status {
+        std::lock_guard lock(state_mu_);
+        auto it = open_.find(request_id);
+        if (it == open_.end()) return no_open_charge(request_id);
+        MM_SQL_QUERY(q, wdb_,
+                     "UPDATE charges SET state = 'voided', outcome = ?2, finished_ms = ?3 "
+                     "WHERE request_id = ?1 AND state = 'reserved'");
+        MM_TRY(q.bind(1, request_id).bind(2, charge_outcome_name(outcome)).bind(3, params_.clk->now_ms()).run());
+        if (q.changes() != 1) return status(errc::internal, "open reservation missing from the charges table");
+        totals_release(it->second, /*committed=*/false);
+        open_.erase(it);
+        return ok_status();
+    });
+}
+
+status sqlite_ledger::record_unbilled(std::string_view request_id, std::string_view key_id, std::string_view endpoint,
+                                      charge_outcome outcome) {
+    if (request_id.empty()) return status(errc::invalid_argument, "request id must not be empty");
+    return submit<status>([&]() -> status {
+        std::lock_guard lock(state_mu_);
+        auto kit = keys_.find(key_id);
+        if (kit == keys_.end()) return status(errc::not_found, "no key '" + std::string(key_id) + "'");
+        if (open_.find(request_id) != open_.end()) return request_id_taken(request_id, status(errc::invalid_argument));
+        const int64_t now = params_.clk->now_ms();
+        MM_SQL_QUERY(q, wdb_,
+                     "INSERT INTO charges (request_id, key_id, user_name, endpoint, price, state, outcome, "
+                     "created_ms, finished_ms) VALUES (?1, ?2, ?3, ?4, 0, 'unbilled', ?5, ?6, ?6)");
+        auto s = q.bind(1, request_id)
+                     .bind(2, key_id)
+                     .bind(3, kit->second.info.user)
+                     .bind(4, endpoint)
+                     .bind(5, charge_outcome_name(outcome))
+                     .bind(6, now)
+                     .run();
+        return s ? s : request_id_taken(request_id, s);
+    });
+}
+
+}  // namespace mm::services
