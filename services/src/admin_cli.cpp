@@ -2,19 +2,15 @@
 
 #include <cstdio>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
+#include <boost/beast/http/verb.hpp>
 #include <nlohmann/json.hpp>
+
+#include "http_client.h"
 
 namespace mm::services {
 namespace {
 
-namespace net = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
+namespace http = boost::beast::http;
 using json = nlohmann::json;
 
 constexpr int k_usage_error = 2;
@@ -66,42 +62,24 @@ std::optional<std::string> flag(const parsed& p, std::string_view name) {
 // One request to the server; prints its JSON answer (pretty) on stdout, or its error on stderr.
 int call(const std::string& url, const std::string& key, http::verb verb, const std::string& target,
          const std::string& body) {
-    std::string_view u = url;
-    if (u.rfind("http://", 0) != 0) {
-        std::fprintf(stderr, "mmserve: --url: expected http://host:port\n");
+    auto to = http_url_parse(url);
+    if (!to) {
+        std::fprintf(stderr, "mmserve: --url: %s\n", to.error().message().c_str());
         return k_usage_error;
     }
-    u.remove_prefix(7);
-    u = u.substr(0, u.find('/'));
-    const size_t colon = u.rfind(':');
-    const std::string host(u.substr(0, colon)), port(colon == std::string_view::npos ? "80" : u.substr(colon + 1));
-    try {
-        net::io_context ioc;
-        beast::tcp_stream stream(ioc);
-        stream.expires_after(std::chrono::seconds(30));
-        stream.connect(net::ip::tcp::resolver(ioc).resolve(host, port));
-        http::request<http::string_body> req{verb, target, 11};
-        req.set(http::field::host, host);
-        req.set(http::field::authorization, "Bearer " + key);
-        req.set(http::field::content_type, "application/json");
-        req.body() = body;
-        req.prepare_payload();
-        http::write(stream, req);
-        beast::flat_buffer buf;
-        http::response<http::string_body> res;
-        http::read(stream, buf, res);
-        const json j = json::parse(res.body(), nullptr, false);
-        const std::string text = j.is_discarded() ? res.body() : j.dump(2);
-        if (res.result_int() >= 400) {
-            std::fprintf(stderr, "mmserve: the server answered %u:\n%s\n", res.result_int(), text.c_str());
-            return 1;
-        }
-        std::printf("%s\n", text.c_str());
-        return 0;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "mmserve: cannot reach %s: %s\n", url.c_str(), e.what());
+    auto res = http_call(*to, verb, target, body, {{"Authorization", "Bearer " + key}}, std::chrono::seconds(30));
+    if (!res) {
+        std::fprintf(stderr, "mmserve: cannot reach %s: %s\n", url.c_str(), res.error().message().c_str());
         return 1;
     }
+    const json j = json::parse(res->body, nullptr, false);
+    const std::string text = j.is_discarded() ? res->body : j.dump(2);
+    if (res->status >= 400) {
+        std::fprintf(stderr, "mmserve: the server answered %u:\n%s\n", res->status, text.c_str());
+        return 1;
+    }
+    std::printf("%s\n", text.c_str());
+    return 0;
 }
 
 }  // namespace

@@ -1,22 +1,11 @@
 #include "alert_notifier.h"
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 
 #include "common/log.h"
+#include "http_client.h"
 
 namespace mm::services {
-namespace {
-
-namespace net = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-
-}  // namespace
 
 std::string alert_notifier::alert_json(const alert& a) {
     return nlohmann::json{{"type", "budget_alert"},
@@ -33,20 +22,14 @@ std::string alert_notifier::alert_json(const alert& a) {
 }
 
 alert_notifier::alert_notifier(alert_notifier_params p) : p_(std::move(p)) {
-    // http://host[:port]/path; the config already refused anything that does not start with http(s)://.
-    std::string_view u = p_.webhook_url;
-    if (u.rfind("http://", 0) == 0) {
-        u.remove_prefix(7);
-        const size_t slash = u.find('/');
-        const std::string_view hostport = u.substr(0, slash);
-        target_ = slash == std::string_view::npos ? "/" : std::string(u.substr(slash));
-        const size_t colon = hostport.rfind(':');
-        host_ = std::string(hostport.substr(0, colon));
-        port_ = colon == std::string_view::npos ? "80" : std::string(hostport.substr(colon + 1));
-    } else if (!u.empty()) {
-        log_warn("alert_webhook_unsupported", {{"url", p_.webhook_url}, {"reason", "only http:// is delivered; https needs a TLS proxy"}});
+    if (p_.webhook_url.empty()) return;
+    auto url = http_url_parse(p_.webhook_url);
+    if (!url) {
+        log_warn("alert_webhook_unsupported", {{"url", p_.webhook_url}, {"reason", url.error().message()}});
+        return;
     }
-    if (!host_.empty()) worker_ = std::thread([this] { run(); });
+    url_ = *url;
+    worker_ = std::thread([this] { run(); });
 }
 
 alert_notifier::~alert_notifier() {
@@ -61,7 +44,7 @@ alert_notifier::~alert_notifier() {
 void alert_notifier::notify(const alert& a) {
     log_info("budget_alert_queued", {{"subject_kind", alert_subject_name(a.kind)}, {"subject", a.subject},
                                      {"threshold_pct", a.threshold_pct}});
-    if (host_.empty()) return;
+    if (url_.host.empty()) return;
     {
         std::lock_guard lock(mu_);
         if (queue_.size() >= p_.max_queued) {
@@ -74,29 +57,9 @@ void alert_notifier::notify(const alert& a) {
 }
 
 bool alert_notifier::deliver(const std::string& body) {
-    try {
-        net::io_context ioc;
-        beast::tcp_stream stream(ioc);
-        net::ip::tcp::resolver resolver(ioc);
-        stream.expires_after(p_.timeout);
-        stream.connect(resolver.resolve(host_, port_));
-        http::request<http::string_body> req{http::verb::post, target_, 11};
-        req.set(http::field::host, host_);
-        req.set(http::field::user_agent, "mmserve");
-        req.set(http::field::content_type, "application/json");
-        req.body() = body;
-        req.prepare_payload();
-        http::write(stream, req);
-        beast::flat_buffer buf;
-        http::response<http::string_body> res;
-        http::read(stream, buf, res);
-        beast::error_code ignored;
-        stream.socket().shutdown(net::ip::tcp::socket::shutdown_both, ignored);
-        return res.result_int() >= 200 && res.result_int() < 300;
-    } catch (const std::exception& e) {
-        log_warn("alert_delivery_failed", {{"url", p_.webhook_url}, {"error", e.what()}});
-        return false;
-    }
+    auto reply = http_call(url_, boost::beast::http::verb::post, url_.target, body, {}, p_.timeout);
+    if (!reply) log_warn("alert_delivery_failed", {{"url", p_.webhook_url}, {"error", reply.error().message()}});
+    return reply && reply->status >= 200 && reply->status < 300;
 }
 
 void alert_notifier::run() {

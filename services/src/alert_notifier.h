@@ -11,12 +11,13 @@
 #include <string>
 #include <thread>
 
+#include "http_client.h"
 #include "ledger.h"
 
 namespace mm::services {
 
 struct alert_notifier_params {
-    std::string webhook_url;  // http://host[:port]/path; empty: log only
+    std::string webhook_url;  // http://host[:port]/path; empty: log only (https needs a TLS proxy)
     int max_attempts = 6;
     std::chrono::milliseconds first_backoff{500};  // doubled after each failed attempt
     std::chrono::milliseconds timeout{5000};       // per attempt
@@ -38,7 +39,7 @@ private:
     bool deliver(const std::string& body);  // one attempt
 
     alert_notifier_params p_;
-    std::string host_, port_, target_;
+    http_url url_;  // empty host: log only
     std::mutex mu_;
     std::condition_variable cv_;
     std::deque<std::string> queue_;  // guarded by mu_

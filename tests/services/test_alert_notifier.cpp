@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "alert_notifier.h"
+#include "http_client.h"
 #include "services/server.h"
 
 namespace mm::services {
@@ -89,6 +90,32 @@ TEST(alert_notifier, delivers_in_order) {
     ASSERT_EQ(hook.wait_for(3), 3u);
     const int want[] = {50, 80, 100};
     for (size_t i = 0; i < 3; ++i) EXPECT_EQ(json::parse(hook.received[i])["threshold_pct"], want[i]) << i;
+}
+
+}  // namespace
+}  // namespace mm::services
+
+namespace mm::services {
+namespace {
+
+TEST(http_url, parses_http_urls_and_refuses_the_rest) {
+    struct row { const char* url; bool ok; const char* host; const char* port; const char* target; };
+    const row rows[] = {
+        {"http://127.0.0.1:9000/hook?x=1", true, "127.0.0.1", "9000", "/hook?x=1"},
+        {"http://example.test", true, "example.test", "80", "/"},
+        {"http://h:81", true, "h", "81", "/"},
+        {"https://h/x", false, "", "", ""},
+        {"http://:80/x", false, "", "", ""},
+        {"ftp://h", false, "", "", ""},
+    };
+    for (const auto& r : rows) {
+        auto u = http_url_parse(r.url);
+        ASSERT_EQ(u.has_value(), r.ok) << r.url;
+        if (!r.ok) continue;
+        EXPECT_EQ(u->host, r.host) << r.url;
+        EXPECT_EQ(u->port, r.port) << r.url;
+        EXPECT_EQ(u->target, r.target) << r.url;
+    }
 }
 
 }  // namespace
