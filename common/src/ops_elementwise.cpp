@@ -4,12 +4,10 @@
 
 #include "common/ops.h"
 #include "common/status.h"
+#include "ops_map.h"
 
 namespace mm::ops {
 namespace {
-
-// Memory-bound work: below this many elements a chunk costs more to hand to a thread than to run.
-constexpr int64_t k_min_chunk_elements = 16384;
 
 int64_t rows_per_chunk(int64_t cols) { return std::max<int64_t>(1, k_min_chunk_elements / std::max<int64_t>(1, cols)); }
 
@@ -47,16 +45,7 @@ void mul(thread_pool& pool, const tensor& a, const tensor& b, tensor& y) {
 }
 
 void scale(thread_pool& pool, const tensor& x, float s, tensor& y) {
-    MM_ASSERT(x.type() == dtype::f32 && y.type() == dtype::f32);
-    MM_ASSERT(y.shape() == x.shape());
-    const float* xp = x.data<float>();
-    float* yp = y.data<float>();
-    pool.parallel_for(
-        x.elements(),
-        [&](int64_t i0, int64_t i1) {
-            for (int64_t i = i0; i < i1; ++i) yp[i] = xp[i] * s;
-        },
-        k_min_chunk_elements);
+    unary_map(pool, x, y, [s](float v) { return v * s; });
 }
 
 }  // namespace mm::ops
