@@ -9,8 +9,6 @@
 namespace mm::ops {
 namespace {
 
-int64_t rows_per_chunk(int64_t cols) { return std::max<int64_t>(1, k_min_chunk_elements / std::max<int64_t>(1, cols)); }
-
 template <class Op>
 void binary_op(thread_pool& pool, const tensor& a, const tensor& b, tensor& y, Op op) {
     MM_ASSERT(a.type() == dtype::f32 && b.type() == dtype::f32 && y.type() == dtype::f32);

@@ -4,16 +4,9 @@
 
 #include "common/ops.h"
 #include "common/status.h"
+#include "ops_map.h"
 
 namespace mm::ops {
-namespace {
-
-// Copies are memory bound: below this many elements a chunk costs more to hand out than to run.
-constexpr int64_t k_min_chunk_elements = 16384;
-
-int64_t rows_per_chunk(int64_t cols) { return std::max<int64_t>(1, k_min_chunk_elements / std::max<int64_t>(1, cols)); }
-
-}  // namespace
 
 void permute(thread_pool& pool, const tensor& x, std::array<int, 4> perm, tensor& y) {
     MM_ASSERT(x.type() == dtype::f32 && y.type() == dtype::f32);

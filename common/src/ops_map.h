@@ -1,6 +1,7 @@
 // Shared by the elementwise ops: how finely memory-bound work is split, and y[i] = fn(x[i]) over a tensor.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "common/status.h"
@@ -11,6 +12,11 @@ namespace mm::ops {
 
 // Memory-bound work: below this many elements a chunk costs more to hand to a thread than to run.
 constexpr int64_t k_min_chunk_elements = 16384;
+
+// Rows per chunk for row-wise work over rows of `cols` elements.
+inline int64_t rows_per_chunk(int64_t cols) {
+    return std::max<int64_t>(1, k_min_chunk_elements / std::max<int64_t>(1, cols));
+}
 
 // y[i] = fn(x[i]) over every element; y may alias x.
 template <class Fn>
