@@ -25,8 +25,9 @@ public:
         for (auto& t : threads_) t.join();
     }
 
-    // Body: {"action": "ok" | "fail" | "stream" | "hold", "chunks": n}. "hold" waits until release() or its
-    // cancel token, then answers ok (released) or cancelled.
+    // Body: {"action": "ok" | "fail" | "stream" | "hold" | "work", "chunks": n, "ms": n}. "hold" waits until
+    // release() or its cancel token, then answers ok (released) or cancelled; "work" takes ms milliseconds,
+    // as a stage step would, and stops early on a cancel.
     services::async_route_handler handler() {
         return [this](std::shared_ptr<const services::http_request> req, std::shared_ptr<services::responder> out) {
             std::lock_guard lock(mu_);
@@ -55,6 +56,11 @@ private:
             }
             out.stream_write("data: [DONE]\n\n");
             return out.stream_end();
+        }
+        if (action == "work") {
+            const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(body.value("ms", 10));
+            while (std::chrono::steady_clock::now() < until && !out.cancel().stopped())
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));  // simulated compute, not a wait for state
         }
         if (action == "hold" && !wait(&out.cancel())) {
             ++cancelled_;
