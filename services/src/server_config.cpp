@@ -219,7 +219,7 @@ result<server_config> server_config_parse(std::string_view json_text, const std:
     json doc;
     try {
         doc = json::parse(json_text.begin(), json_text.end());
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // a syntax error, or a number too large to hold (found by fuzz_config)
         return status(errc::invalid_argument, std::string("config is not valid JSON: ") + e.what());
     }
     server_config c;

@@ -150,7 +150,9 @@ TEST(meter, admin_api_rejects_bad_bodies_with_the_field_named) {
                           row{R"({"user": "a", "budget": -1})", "budget: expected a non-negative integer"},
                           row{R"({"user": "a", "period": "week"})", "period: expected"},
                           row{R"({"user": "a", "rpm": "10"})", "rpm: expected"},
-                          row{R"({"user": "a", "colour": "red"})", "colour: unknown field"}}) {
+                          row{R"({"user": "a", "colour": "red"})", "colour: unknown field"},
+                          row{R"({"user": "a", "budget": 80000000000000000000000e00000000064159})", "not valid JSON"},
+                          row{R"({"user": "a", "budget": 18446744073709551615})", "budget: expected a non-negative"}}) {
         auto a = f.call("POST", "/v1/admin/keys", k_admin, r.body);
         EXPECT_EQ(a.status, 400u) << r.body;
         EXPECT_NE(a.body["error"]["message"].get<std::string>().find(r.in_message), std::string::npos)

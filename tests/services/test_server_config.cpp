@@ -54,6 +54,7 @@ TEST(server_config, errors_name_the_key) {
     struct row { const char* name; const char* doc; const char* key_in_message; };
     const row rows[] = {
         {"not json", "{", "not valid JSON"},
+        {"number past any type", " 8000000000000000000000e0000000006415901596434724406", "not valid JSON"},
         {"not an object", "[]", "expected an object"},
         {"unknown top key", R"({"hots": "x"})", "hots: unknown key"},
         {"port type", R"({"port": "80"})", "port: expected an integer"},
