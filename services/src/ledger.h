@@ -14,10 +14,10 @@
 #include <vector>
 
 #include "common/status.h"
+#include "services/money.h"
 
 namespace mm::services {
 
-using micros = int64_t;  // one millionth of the configured currency unit
 
 // The largest price reserve() accepts (a million units): far above any real price, and low enough that
 // running totals of billions of requests stay inside int64.

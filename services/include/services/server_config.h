@@ -14,10 +14,9 @@
 #include <vector>
 
 #include "common/status.h"
+#include "services/money.h"
 
 namespace mm::services {
-
-using micros = int64_t;  // money: integer millionths of the configured currency unit
 
 enum class model_kind { llm, whisper, diffusion };
 std::string_view model_kind_name(model_kind k);
