@@ -92,6 +92,11 @@ result<std::unique_ptr<sqlite_ledger>> sqlite_ledger::open(sqlite_ledger_params 
 
     auto wdb = sql_db::open(p.path, /*read_only=*/false, p.vfs);
     if (!wdb) return wdb.error();
+    // Owner-only, like the server secret: the ledger is everyone's usage (SQLite gives its -wal and -shm
+    // files the database file's mode).
+    if (std::error_code ec; std::filesystem::exists(p.path, ec))
+        std::filesystem::permissions(p.path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+                                     std::filesystem::perm_options::replace, ec);
     MM_TRY(ledger_schema_migrate(*wdb, ledger_schema_latest()).context(p.path.string()));
     auto voided = recover_at_open(*wdb, p.clk->now_ms());
     if (!voided) return voided.error();
