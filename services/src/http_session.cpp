@@ -126,7 +126,8 @@ void http_session::read_next() {
     phase_ = phase::reading;
     parser_.emplace();
     parser_->header_limit(shared_.params.header_limit);
-    parser_->body_limit(shared_.params.body_limit);
+    body_limit_ = shared_.routes.body_limit_max(shared_.params.body_limit);
+    parser_->body_limit(body_limit_);
     if (n_requests_ == 0 || buffer_.size() > 0) return read_header();
     // Kept alive and nothing pipelined: wait for the next request's first bytes under the idle timeout, so the
     // header timeout starts when the request does.
@@ -152,7 +153,15 @@ void http_session::on_header(error_code ec, size_t) {
         if (!answer_read_error(ec)) close_now();
         return;
     }
-    // Per-route body limits and 100-continue go here once a route needs more than the default.
+    // The route's own limit (an upload's is larger than a JSON body's), known now from the header alone.
+    const auto& head = parser_->get();
+    const uint64_t limit = shared_.routes.body_limit(head.method(), std_view(head.target()), shared_.params.body_limit);
+    parser_->body_limit(limit);  // chunked bodies are checked against it as they arrive
+    body_limit_ = limit;
+    if (auto len = parser_->content_length(); len && *len > limit) {  // Beast checked only the header-time limit
+        if (!answer_read_error(http::error::body_limit)) close_now();
+        return;
+    }
     stream_.expires_after(shared_.params.body_timeout);
     http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&http_session::on_body, shared_from_this()));
 }
@@ -188,7 +197,7 @@ bool http_session::answer_read_error(error_code ec) {
     status s;
     const auto& p = shared_.params;
     if (ec == http::error::body_limit)
-        s = status(errc::resource_exhausted, "request body exceeds " + std::to_string(p.body_limit) + " bytes");
+        s = status(errc::resource_exhausted, "request body exceeds " + std::to_string(body_limit_) + " bytes");
     else if (ec == http::error::header_limit)
         s = status(errc::invalid_argument, "request header exceeds " + std::to_string(p.header_limit) + " bytes");
     else

@@ -93,6 +93,7 @@ private:
     phase phase_ = phase::reading;
     bool stopping_ = false;
     size_t n_requests_ = 0;
+    uint64_t body_limit_ = 0;  // the limit for the request being read (the route's, or the server's)
     std::array<char, 4096> drain_;  // bytes read and thrown away while lingering
 
     // The request being handled.

@@ -1,5 +1,6 @@
 #include "services/router.h"
 
+#include <algorithm>
 #include <exception>
 #include <string_view>
 
@@ -60,6 +61,19 @@ route_reply error_reply(const status& s, std::vector<std::pair<std::string, std:
 }
 
 router::router(std::vector<route> routes) : routes_(std::move(routes)) {}
+
+uint64_t router::body_limit_max(uint64_t fallback) const {
+    uint64_t m = fallback;
+    for (const auto& r : routes_) m = std::max(m, r.body_limit);
+    return m;
+}
+
+uint64_t router::body_limit(http::verb method, std::string_view target, uint64_t fallback) const {
+    const std::string_view path = target_path(target);
+    for (const auto& r : routes_)
+        if (r.method == method && path_matches(r.path, path)) return r.body_limit ? r.body_limit : fallback;
+    return fallback;
+}
 
 std::string_view router::route_label(const http_request& req) const {
     const std::string_view path = target_path(std_view(req.target()));

@@ -217,3 +217,58 @@ TEST(async_routes, stopping_the_server_cancels_requests_in_flight) {
 
 }  // namespace
 }  // namespace mm::services
+
+namespace mm::services {
+namespace {
+
+TEST(route_body_limits, an_upload_route_takes_more_and_a_small_route_less_than_the_default) {
+    auto table = server_routes();
+    auto size_of = [](const http_request& req) -> result<route_reply> {
+        return route_reply{.body = std::to_string(req.body().size())};
+    };
+    table.push_back({http::verb::post, "/upload", size_of, nullptr, /*body_limit=*/3 << 20});
+    table.push_back({http::verb::post, "/small", size_of, nullptr, /*body_limit=*/4096});
+    table.push_back({http::verb::post, "/default", size_of});
+    server_params p;
+    p.host = "127.0.0.1";
+    p.port = 0;
+    p.body_limit = 1 << 20;
+    server srv(p, std::move(table));
+    ASSERT_TRUE(srv.start());
+    struct row { const char* name; const char* path; size_t bytes; unsigned status; };
+    const row rows[] = {
+        {"upload above the default", "/upload", (1 << 20) + 1000, 200},
+        {"upload past its own limit", "/upload", (3 << 20) + 1, 413},
+        {"default route keeps the default", "/default", (1 << 20) + 1, 413},
+        {"default route at the default", "/default", 1 << 20, 200},
+        {"small route under its limit", "/small", 4096, 200},
+        {"small route past its limit", "/small", 4097, 413},
+    };
+    for (const auto& r : rows) {
+        test_client c(srv.port());
+        const std::string body(r.bytes, 'x');
+        auto res = c.request(std::string("POST ") + r.path + " HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                             std::to_string(r.bytes) + "\r\n\r\n" + body);
+        ASSERT_TRUE(res) << r.name;
+        EXPECT_EQ(res->result_int(), r.status) << r.name;
+        if (r.status == 200) {
+            EXPECT_EQ(res->body(), std::to_string(r.bytes)) << r.name;
+        }
+        if (r.status == 413) {
+            EXPECT_EQ(nlohmann::json::parse(res->body())["error"]["code"], "request_too_large") << r.name;
+        }
+    }
+    // A chunked body has no length up front: the route's limit is enforced as the chunks arrive.
+    for (auto [size, want] : {std::pair<size_t, unsigned>{4000, 200}, {5000, 413}}) {
+        test_client c(srv.port());
+        char head[32];
+        std::snprintf(head, sizeof head, "%zx\r\n", size);
+        auto res = c.request("POST /small HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + std::string(head) +
+                             std::string(size, 'y') + "\r\n0\r\n\r\n");
+        ASSERT_TRUE(res) << size;
+        EXPECT_EQ(res->result_int(), want) << "chunked " << size;
+    }
+}
+
+}  // namespace
+}  // namespace mm::services

@@ -2,6 +2,7 @@
 // Thread safety: immutable after construction; share freely across sessions.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -29,6 +30,7 @@ struct route {
     std::string path;  // matched against the target without its query; a "{name}" segment matches any one segment
     route_handler handler;                      // one of the two is set
     async_route_handler async_handler = nullptr;
+    uint64_t body_limit = 0;                    // bytes; 0: the server's body_limit (uploads set their own)
 };
 
 // Segment `index` of the request's path (0: "v1" in "/v1/models/x"), percent-decoded; empty past the end.
@@ -41,6 +43,12 @@ public:
     // Always answers through out: the route's answer, its status as an error, 404 for an unknown path, or 405
     // with an Allow header for a known path asked with another method.
     void dispatch(std::shared_ptr<const http_request> req, std::shared_ptr<responder> out) const;
+
+    // The largest body any route takes (fallback when none asks for more): the limit while a header is read,
+    // since Beast checks Content-Length against it as soon as the header ends.
+    uint64_t body_limit_max(uint64_t fallback) const;
+    // The body limit for a request with this method and target, known from its header alone.
+    uint64_t body_limit(boost::beast::http::verb method, std::string_view target, uint64_t fallback) const;
 
     // The table path a request matches (a 405 counts under its path), or "unmatched": the metrics label.
     std::string_view route_label(const http_request& req) const;
