@@ -1,27 +1,10 @@
 #include "admin_key.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <fstream>
-#include <sstream>
 
 #include "key_hash.h"
 
 namespace mm::services {
-namespace {
-
-status write_private(const std::filesystem::path& file, const std::string& text) {
-    const std::filesystem::path tmp = file.string() + ".tmp";
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return status(errc::io_error, "cannot write " + tmp.string());
-    const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
-    ::close(fd);
-    if (!ok || ::rename(tmp.c_str(), file.c_str()) != 0) return status(errc::io_error, "cannot write " + file.string());
-    return ok_status();
-}
-
-}  // namespace
 
 result<std::string> admin_key_hash_resolve(const std::filesystem::path& data_dir, const std::string& server_secret,
                                            const std::string& configured, const std::optional<std::string>& from_env,
@@ -34,7 +17,7 @@ result<std::string> admin_key_hash_resolve(const std::filesystem::path& data_dir
     }
     if (!key.empty()) {
         const std::string hash = key_hash(server_secret, key);
-        MM_TRY(write_private(file, hash + "\n"));  // the configured key is the admin key from now on
+        MM_TRY(private_file_replace(file, hash + "\n"));  // the configured key is the admin key from now on
         return hash;
     }
     if (std::ifstream in{file}) {
@@ -45,7 +28,7 @@ result<std::string> admin_key_hash_resolve(const std::filesystem::path& data_dir
     }
     key = "mm-admin-" + key_secret_generate().substr(k_key_secret_prefix.size());
     const std::string hash = key_hash(server_secret, key);
-    MM_TRY(write_private(file, hash + "\n"));
+    MM_TRY(private_file_replace(file, hash + "\n"));
     std::fprintf(announce,
                  "mmserve: generated the admin key (shown this once; only its hash is kept in %s):\n  %s\n"
                  "  set it as admin_key in the config or MMSERVE_ADMIN_KEY to choose your own.\n",

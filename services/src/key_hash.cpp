@@ -165,4 +165,26 @@ result<std::string> server_secret_load_or_create(const std::filesystem::path& da
     return secret;
 }
 
+status private_file_replace(const std::filesystem::path& file, std::string_view text) {
+    const auto tmp = file.string() + ".tmp." + std::to_string(::getpid());
+    {
+        fd_close f{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)};
+        if (f.fd < 0) return errno_status("creating " + tmp);
+        if (::fchmod(f.fd, 0600) != 0) return errno_status("chmod " + tmp);
+        if (auto s = write_all_synced(f.fd, text, tmp); !s) {
+            ::unlink(tmp.c_str());
+            return s;
+        }
+    }
+    if (::rename(tmp.c_str(), file.c_str()) != 0) {
+        const status s = errno_status("renaming " + tmp);
+        ::unlink(tmp.c_str());
+        return s;
+    }
+    const auto dir_path = file.has_parent_path() ? file.parent_path() : std::filesystem::path(".");
+    fd_close dir{::open(dir_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+    if (dir.fd < 0 || ::fsync(dir.fd) != 0) return errno_status("syncing " + dir_path.string());
+    return ok_status();
+}
+
 }  // namespace mm::services

@@ -37,4 +37,8 @@ bool key_hash_equal(std::string_view a, std::string_view b);
 // chars is refused rather than replaced: replacing it would silently invalidate every key.
 result<std::string> server_secret_load_or_create(const std::filesystem::path& data_dir);
 
+// Replaces file with text, owner-only (0600), atomically and durably: a private temp file, fsynced, renamed
+// over the old one, the folder fsynced. For the other key material kept in the data dir (the admin key hash).
+status private_file_replace(const std::filesystem::path& file, std::string_view text);
+
 }  // namespace mm::services

@@ -150,6 +150,8 @@ private:
 
     // Reader helper: spent of a subject in range, through the read connection.
     result<micros> spent_in(alert::subject_kind kind, std::string_view subject, period_range r) const;
+    // Committed charges of a key or user in [r.start_ms, r.end_ms), through either connection.
+    static result<micros> committed_sum(sql_db& db, alert::subject_kind kind, std::string_view subject, period_range r);
     micros open_reserved_in(alert::subject_kind kind, std::string_view subject, period_range r) const;
     budget_view budget_view_of(alert::subject_kind kind, const std::string& subject, std::optional<micros> budget,
                                period p, int64_t now_ms, bool* need_spent) const;

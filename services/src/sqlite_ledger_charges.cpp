@@ -46,15 +46,9 @@ result<sqlite_ledger::subject_totals*> sqlite_ledger::totals_for(alert::subject_
     // this batch's own uncommitted rows, so the result agrees with the mirror.
     subject_totals t{.p = p, .range = range};
     {
-        const char* sql = kind == alert::subject_kind::key
-                              ? "SELECT COALESCE(SUM(price), 0) FROM charges WHERE key_id = ?1 "
-                                "AND state = 'committed' AND created_ms >= ?2 AND created_ms < ?3"
-                              : "SELECT COALESCE(SUM(price), 0) FROM charges WHERE user_name = ?1 "
-                                "AND state = 'committed' AND created_ms >= ?2 AND created_ms < ?3";
-        MM_SQL_QUERY(q, wdb_, sql);
-        auto row = q.bind(1, subject).bind(2, range.start_ms).bind(3, range.end_ms).step();
-        if (!row) return row.error();
-        t.spent = q.int_at(0);
+        auto spent = committed_sum(wdb_, kind, subject, range);
+        if (!spent) return spent.error();
+        t.spent = *spent;
     }
     {
         MM_SQL_QUERY(q, wdb_,

@@ -35,17 +35,23 @@ budget_view sqlite_ledger::budget_view_of(alert::subject_kind kind, const std::s
     return v;
 }
 
-result<micros> sqlite_ledger::spent_in(alert::subject_kind kind, std::string_view subject, period_range r) const {
-    std::lock_guard lock(read_mu_);
+result<micros> sqlite_ledger::committed_sum(sql_db& db, alert::subject_kind kind, std::string_view subject,
+                                            period_range r) {
+    // Two literals, not one built string: the statement cache is keyed by the SQL's address.
     const char* sql = kind == alert::subject_kind::key
                           ? "SELECT COALESCE(SUM(price), 0) FROM charges WHERE key_id = ?1 "
                             "AND state = 'committed' AND created_ms >= ?2 AND created_ms < ?3"
                           : "SELECT COALESCE(SUM(price), 0) FROM charges WHERE user_name = ?1 "
                             "AND state = 'committed' AND created_ms >= ?2 AND created_ms < ?3";
-    MM_SQL_QUERY(q, rdb_, sql);
+    MM_SQL_QUERY(q, db, sql);
     auto row = q.bind(1, subject).bind(2, r.start_ms).bind(3, r.end_ms).step();
     if (!row) return row.error();
     return q.int_at(0);
+}
+
+result<micros> sqlite_ledger::spent_in(alert::subject_kind kind, std::string_view subject, period_range r) const {
+    std::lock_guard lock(read_mu_);
+    return committed_sum(rdb_, kind, subject, r);
 }
 
 result<me_info> sqlite_ledger::me(std::string_view key_id) const {
