@@ -60,13 +60,11 @@ route_reply error_reply(const status& s, std::vector<std::pair<std::string, std:
     return {.status = http_error_for(s.code()).status, .body = http_error_body(s), .headers = std::move(headers)};
 }
 
-router::router(std::vector<route> routes) : routes_(std::move(routes)) {}
-
-uint64_t router::body_limit_max(uint64_t fallback) const {
-    uint64_t m = fallback;
-    for (const auto& r : routes_) m = std::max(m, r.body_limit);
-    return m;
+router::router(std::vector<route> routes) : routes_(std::move(routes)) {
+    for (const auto& r : routes_) largest_body_limit_ = std::max(largest_body_limit_, r.body_limit);
 }
+
+uint64_t router::body_limit_max(uint64_t fallback) const { return std::max(fallback, largest_body_limit_); }
 
 uint64_t router::body_limit(http::verb method, std::string_view target, uint64_t fallback) const {
     const std::string_view path = target_path(target);

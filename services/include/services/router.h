@@ -55,6 +55,7 @@ public:
 
 private:
     std::vector<route> routes_;
+    uint64_t largest_body_limit_ = 0;  // the largest route-specific limit, fixed at construction
 };
 
 }  // namespace mm::services
