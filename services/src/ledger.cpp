@@ -2,6 +2,7 @@
 #include "ledger.h"
 
 #include <chrono>
+#include <future>
 #include <limits>
 
 namespace mm::services {
@@ -56,6 +57,21 @@ status validate(const key_limits& l) {
     if (l.rpm < 0) return status(errc::invalid_argument, "rpm must be >= 0");
     if (l.max_concurrent < 0) return status(errc::invalid_argument, "max_concurrent must be >= 0");
     return ok_status();
+}
+
+// The waiting forms: done runs on a ledger thread, which only fulfils the promise.
+status ledger::commit(std::string_view request_id, charge_outcome outcome) {
+    std::promise<status> p;
+    auto f = p.get_future();
+    commit_async(request_id, outcome, std::nullopt, [&p](status s) { p.set_value(std::move(s)); });
+    return f.get();
+}
+
+status ledger::void_(std::string_view request_id, charge_outcome outcome) {
+    std::promise<status> p;
+    auto f = p.get_future();
+    void_async(request_id, outcome, [&p](status s) { p.set_value(std::move(s)); });
+    return f.get();
 }
 
 }  // namespace mm::services

@@ -133,6 +133,16 @@ struct stored_response {
     std::string body;
 };
 
+// An Idempotency-Key record finished with the answer it will replay.
+struct idem_store {
+    std::string key_id;
+    std::string idem_key;
+    stored_response response;
+};
+
+// Completion of an asynchronous ledger write.
+using done_fn = std::function<void(status)>;
+
 enum class idem_verdict {
     run,        // first time: the caller runs the request, then idem_finish or idem_abandon
     replay,     // done before with the same body: answer with the stored response, bill nothing
@@ -178,12 +188,20 @@ public:
     virtual result<user_info> user_get(std::string_view user) const = 0;
 
     // Charges. reserve checks spent + reserved + price <= budget for the key and for its user, each in its
-    // current period, atomically; budget_exhausted names which one ran out. Every call returns only once
-    // its effect is durable. A request id is used once, ever (invalid_argument on reuse).
+    // current period, atomically; budget_exhausted names which one ran out. The hold is in force when
+    // reserve returns; its row may reach the disk later (a crash before the commit voids it anyway, and a
+    // reservation found open at start-up is voided as crashed). commit and void are acknowledged only once
+    // durable. A request id is used once, ever (invalid_argument on reuse).
     virtual status reserve(std::string_view request_id, std::string_view key_id, std::string_view endpoint,
                            micros price) = 0;
-    virtual status commit(std::string_view request_id, charge_outcome outcome = charge_outcome::ok) = 0;
-    virtual status void_(std::string_view request_id, charge_outcome outcome) = 0;
+    // done runs once the commit is on disk (or failed), on a ledger thread: it must be quick and must not
+    // wait on this ledger. idem, when given, finishes that Idempotency-Key record in the same transaction,
+    // so a retry after a crash finds both the charge and its answer, or neither.
+    virtual void commit_async(std::string_view request_id, charge_outcome outcome, std::optional<idem_store> idem,
+                              done_fn done) = 0;
+    virtual void void_async(std::string_view request_id, charge_outcome outcome, done_fn done) = 0;
+    status commit(std::string_view request_id, charge_outcome outcome = charge_outcome::ok);  // waits
+    status void_(std::string_view request_id, charge_outcome outcome);                        // waits
     virtual status record_unbilled(std::string_view request_id, std::string_view key_id,
                                    std::string_view endpoint, charge_outcome outcome) = 0;
     virtual result<charge_info> charge_get(std::string_view request_id) const = 0;

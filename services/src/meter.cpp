@@ -40,43 +40,51 @@ header_list rate_headers(const rate_decision& d) {
 
 // Stands between a billable route and the client: commits the charge before the answer's last byte goes
 // out, voids it for an error or a cancel, releases the rate-limit slot, and stores the answer for
-// idempotent replay. Everything it learns it learns from the route's own calls.
-class metered_responder : public responder {
+// idempotent replay and the response cache. Everything it learns it learns from the route's own calls.
+// The commit is asynchronous: the answer is handed on from the ledger's completion, so no thread waits
+// for the fsync.
+class metered_responder : public responder, public std::enable_shared_from_this<metered_responder> {
 public:
     struct state {
         ledger* book;
         metrics* stats;
+        std::function<void(std::function<void()>)> post;  // onto the meter's workers
         std::string request_id, key_id, endpoint, idem_key;
-        header_list headers;  // rate-limit and request-id headers for every answer
+        std::optional<std::string> cache_key;  // set for a deterministic request whose answer is kept
+        charge_outcome outcome = charge_outcome::ok;  // cache_hit when answered from the cache
+        header_list headers;                   // rate-limit and request-id headers for every answer
     };
 
     metered_responder(state s, std::shared_ptr<responder> inner, std::function<void()> release)
         : s_(std::move(s)), inner_(std::move(inner)), release_(std::move(release)) {}
     ~metered_responder() override {
         if (!done_.exchange(true)) {  // the route let go without answering: nothing to bill
-            settle(false, charge_outcome::failed);
-            inner_->reply(status(errc::internal, "the route gave no answer"));
+            s_.book->void_async(s_.request_id, charge_outcome::failed, [](status) {});
+            s_.post([book = s_.book, key_id = s_.key_id, idem_key = s_.idem_key, release = release_] {
+                if (!idem_key.empty()) (void)book->idem_abandon(key_id, idem_key);
+                release();
+            });
+            inner_->reply(error_reply(status(errc::internal, "the route gave no answer"), s_.headers));
         }
     }
 
     void reply(result<route_reply> r) override {
         if (done_.exchange(true)) return;
-        const bool ok = r.has_value() && r->status < 400;
-        if (ok && !inner_->cancel().stopped()) {
-            if (status c = settle(true, charge_outcome::ok); !c) {
-                log_error("charge_commit_failed", {{"req", s_.request_id}, {"error", c.to_string()}});
-                return inner_->reply(status(errc::internal, "could not record the charge; not billed"));
-            }
-            remember(r->status, r->content_type, r->body);
-        } else {
-            settle(false, inner_->cancel().stopped() ? charge_outcome::cancelled : charge_outcome::failed);
-        }
         if (r) {
             for (auto& h : s_.headers) r->headers.push_back(h);
         } else {
             r = error_reply(r.error(), s_.headers);
         }
-        inner_->reply(std::move(r));
+        if (r->status >= 400 || inner_->cancel().stopped()) {
+            return void_then(inner_->cancel().stopped() ? charge_outcome::cancelled : charge_outcome::failed,
+                             [self = shared_from_this(), r = std::move(*r)]() mutable { self->inner_->reply(std::move(r)); });
+        }
+        stored_response kept{.http_status = static_cast<int>(r->status), .content_type = r->content_type, .body = r->body};
+        commit_then(std::move(kept), [self = shared_from_this(), r = std::move(*r)](bool billed) mutable {
+            if (billed) return self->inner_->reply(std::move(r));
+            self->inner_->reply(
+                error_reply(status(errc::internal, "could not record the charge; not billed"), self->s_.headers));
+        });
     }
 
     void stream_begin(route_reply head) override {
@@ -86,43 +94,63 @@ public:
         inner_->stream_begin(std::move(head));
     }
     void stream_write(std::string chunk) override {
-        if (!s_.idem_key.empty() && streamed_.size() + chunk.size() <= k_max_stored_response) streamed_ += chunk;
+        if (keeps_answer() && streamed_.size() + chunk.size() <= k_max_stored_response) streamed_ += chunk;
+        else streamed_too_big_ |= keeps_answer();
         inner_->stream_write(std::move(chunk));
     }
     void stream_end() override {
         if (done_.exchange(true)) return;
-        if (inner_->cancel().stopped()) {
-            settle(false, charge_outcome::cancelled);
-        } else if (status c = settle(true, charge_outcome::ok); !c) {
-            // The head is out, so the status cannot change; the stream ends unbilled and says so in the log.
-            log_error("charge_commit_failed", {{"req", s_.request_id}, {"error", c.to_string()}});
-        } else {
-            remember(head_status_, head_type_, streamed_);
-        }
-        inner_->stream_end();
+        if (inner_->cancel().stopped())
+            return void_then(charge_outcome::cancelled, [self = shared_from_this()] { self->inner_->stream_end(); });
+        // The head is out, so a failed commit cannot change the status: the stream ends unbilled, logged.
+        commit_then({.http_status = static_cast<int>(head_status_), .content_type = head_type_, .body = streamed_},
+                    [self = shared_from_this()](bool) { self->inner_->stream_end(); });
     }
     const cancel_token& cancel() const override { return inner_->cancel(); }
 
 private:
-    // Commit (success) or void (anything else); also ends the idempotency record and the rate-limit slot.
-    status settle(bool commit, charge_outcome outcome) {
-        status s = commit ? s_.book->commit(s_.request_id) : s_.book->void_(s_.request_id, outcome);
-        if (!commit && !s.ok()) log_error("charge_void_failed", {{"req", s_.request_id}, {"error", s.to_string()}});
-        if (!commit || !s.ok()) {
-            if (!s_.idem_key.empty()) (void)s_.book->idem_abandon(s_.key_id, s_.idem_key);
-        }
-        if (s_.stats) s_.stats->meter_event(s_.endpoint, commit && s.ok() ? "committed" : "voided");
-        release_();
-        return s;
+    bool keeps_answer() const { return !s_.idem_key.empty() || s_.cache_key.has_value(); }
+
+    // Commits (with the idempotency record's answer in the same transaction), then calls then(billed).
+    void commit_then(stored_response answer, std::function<void(bool)> then) {
+        const bool keep = !streamed_too_big_ && answer.body.size() <= k_max_stored_response;
+        std::optional<idem_store> idem;
+        if (!s_.idem_key.empty() && keep) idem = idem_store{s_.key_id, s_.idem_key, answer};
+        s_.book->commit_async(
+            s_.request_id, s_.outcome, std::move(idem),
+            [self = shared_from_this(), keep, answer = std::move(answer), then = std::move(then)](status c) mutable {
+                // On the ledger's thread: quick work only; what waits on the ledger goes to the workers.
+                const bool billed = c.ok();
+                if (!billed) log_error("charge_commit_failed", {{"req", self->s_.request_id}, {"error", c.to_string()}});
+                if (billed && keep && self->s_.cache_key) self->s_.book->cache_put(*self->s_.cache_key, std::move(answer));
+                if (!self->s_.idem_key.empty() && (!billed || !keep)) {
+                    self->s_.post([self, billed, then = std::move(then)] {
+                        self->finish(billed, /*abandon_idem=*/true);
+                        then(billed);
+                    });
+                    return;
+                }
+                self->finish(billed, /*abandon_idem=*/false);
+                then(billed);
+            });
     }
-    void remember(unsigned http_status, const std::string& type, const std::string& body) {
-        if (s_.idem_key.empty()) return;
-        if (body.size() > k_max_stored_response) {
-            (void)s_.book->idem_abandon(s_.key_id, s_.idem_key);
-            return;
-        }
-        (void)s_.book->idem_finish(s_.key_id, s_.idem_key,
-                                   {.http_status = static_cast<int>(http_status), .content_type = type, .body = body});
+
+    // Voids, then calls then() once the void is on disk, so usage read after the answer already shows it.
+    void void_then(charge_outcome outcome, std::function<void()> then) {
+        s_.book->void_async(s_.request_id, outcome, [self = shared_from_this(), then = std::move(then)](status v) {
+            if (!v.ok()) log_error("charge_void_failed", {{"req", self->s_.request_id}, {"error", v.to_string()}});
+            self->s_.post([self, then] {
+                self->finish(false, /*abandon_idem=*/true);
+                then();
+            });
+        });
+    }
+
+    // Ends the rate-limit slot and, when the answer will not be replayed, the idempotency record.
+    void finish(bool committed, bool abandon_idem) {
+        if (abandon_idem && !s_.idem_key.empty()) (void)s_.book->idem_abandon(s_.key_id, s_.idem_key);
+        if (s_.stats) s_.stats->meter_event(s_.endpoint, committed ? "committed" : "voided");
+        release_();
     }
 
     state s_;
@@ -132,6 +160,7 @@ private:
     unsigned head_status_ = 200;
     std::string head_type_;
     std::string streamed_;
+    bool streamed_too_big_ = false;
 };
 
 }  // namespace
@@ -156,15 +185,15 @@ result<caller> meter::authenticate(const http_request& req) const {
     return caller{.admin = false, .key = *key};
 }
 
-async_route_handler meter::metered(std::string endpoint, async_route_handler run) {
-    return [this, endpoint = std::move(endpoint), run = std::move(run)](std::shared_ptr<const http_request> req,
-                                                                         std::shared_ptr<responder> out) {
-        run_blocking([this, endpoint, run, req, out] { admit(endpoint, run, req, out); });
+async_route_handler meter::metered(std::string endpoint, async_route_handler run, cache_key_fn cacheable) {
+    return [this, endpoint = std::move(endpoint), run = std::move(run), cacheable = std::move(cacheable)](
+               std::shared_ptr<const http_request> req, std::shared_ptr<responder> out) {
+        run_blocking([this, endpoint, run, cacheable, req, out] { admit(endpoint, run, cacheable, req, out); });
     };
 }
 
-void meter::admit(std::string endpoint, async_route_handler run, std::shared_ptr<const http_request> req,
-                  std::shared_ptr<responder> out) {
+void meter::admit(std::string endpoint, async_route_handler run, const cache_key_fn& cacheable,
+                  std::shared_ptr<const http_request> req, std::shared_ptr<responder> out) {
     // 1. Authenticate.
     auto who = authenticate(*req);
     if (!who) return out->reply(who.error());
@@ -230,8 +259,15 @@ void meter::admit(std::string endpoint, async_route_handler run, std::shared_ptr
         }
     }
 
+    // 8. Response cache: a deterministic request answered before is answered again at cache_price.
+    std::optional<std::string> cache_key;
+    if (cacheable)
+        if (auto material = cacheable(*req)) cache_key = sha256_hex(endpoint + "\n" + *material);
+    std::optional<stored_response> hit;
+    if (cache_key) hit = p_.book.cache_get(*cache_key);
+
     // 3. Reserve: atomic against the key's and the user's budgets.
-    const micros price = p_.config.price(endpoint);
+    const micros price = hit ? p_.config.cache_price : p_.config.price(endpoint);
     if (status s = p_.book.reserve(request_id, key.id, endpoint, price); !s) {
         if (!idem_key.empty()) (void)p_.book.idem_abandon(key.id, idem_key);
         release();
@@ -241,11 +277,28 @@ void meter::admit(std::string endpoint, async_route_handler run, std::shared_ptr
         }
         return out->reply(error_reply(s, headers));
     }
+    if (hit) {
+        headers.emplace_back("x-mmserve-cache", "hit");
+        if (p_.stats) p_.stats->meter_event(endpoint, "cache_hit");
+    }
 
     // 4. Run; 5. commit or void happens in the responder.
     auto metered_out = std::make_shared<metered_responder>(
-        metered_responder::state{&p_.book, p_.stats, request_id, key.id, endpoint, idem_key, headers},
+        metered_responder::state{.book = &p_.book,
+                                 .stats = p_.stats,
+                                 .post = [this](std::function<void()> fn) { run_blocking(std::move(fn)); },
+                                 .request_id = request_id,
+                                 .key_id = key.id,
+                                 .endpoint = endpoint,
+                                 .idem_key = idem_key,
+                                 .cache_key = hit ? std::nullopt : cache_key,
+                                 .outcome = hit ? charge_outcome::cache_hit : charge_outcome::ok,
+                                 .headers = headers},
         std::move(out), release);
+    if (hit)
+        return metered_out->reply(route_reply{.status = static_cast<unsigned>(hit->http_status),
+                                              .content_type = hit->content_type,
+                                              .body = std::move(hit->body)});
     run(std::move(req), std::move(metered_out));
 }
 

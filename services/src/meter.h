@@ -46,16 +46,22 @@ public:
     // Runs fn on the meter's workers (for routes that call the ledger).
     void run_blocking(std::function<void()> fn);
 
+    // Says whether a request is deterministic (DESIGN meter rule 8: temperature 0 or a fixed seed): the
+    // text that identifies its answer (model and canonical body), or nullopt to run it every time.
+    using cache_key_fn = std::function<std::optional<std::string>(const http_request&)>;
+
     // Wraps a billable route: the wrapped route runs only once the request is admitted, and its answer is
-    // committed (success) or voided (error, cancel) before it reaches the client.
-    async_route_handler metered(std::string endpoint, async_route_handler run);
+    // committed (success) or voided (error, cancel) before it reaches the client. With cacheable, a
+    // deterministic request's successful answer is kept, and an identical one later is answered from it
+    // at the configured cache_price (outcome cache_hit, header x-mmserve-cache: hit) without running.
+    async_route_handler metered(std::string endpoint, async_route_handler run, cache_key_fn cacheable = {});
 
     const ledger& book() const { return p_.book; }
     ledger& book() { return p_.book; }
 
 private:
-    void admit(std::string endpoint, async_route_handler run, std::shared_ptr<const http_request> req,
-               std::shared_ptr<responder> out);
+    void admit(std::string endpoint, async_route_handler run, const cache_key_fn& cacheable,
+               std::shared_ptr<const http_request> req, std::shared_ptr<responder> out);
 
     meter_params p_;
     rate_limiter limiter_;

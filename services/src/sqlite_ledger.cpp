@@ -178,13 +178,13 @@ status sqlite_ledger::load_state() {
     string_map<open_charge> open;
     {
         MM_SQL_QUERY(q, wdb_,
-                     "SELECT request_id, key_id, user_name, price, created_ms FROM charges "
+                     "SELECT request_id, key_id, user_name, price, created_ms, endpoint FROM charges "
                      "WHERE state = 'reserved'");
         for (;;) {
             auto row = q.step();
             if (!row) return row.error();
             if (!*row) break;
-            open.emplace(q.text_at(0), open_charge{q.text_at(1), q.text_at(2), q.int_at(3), q.int_at(4)});
+            open.emplace(q.text_at(0), open_charge{q.text_at(1), q.text_at(2), q.int_at(3), q.int_at(4), q.text_at(5)});
         }
     }
     users_ = std::move(users);
@@ -230,14 +230,17 @@ void sqlite_ledger::run_batch(std::vector<std::unique_ptr<write_op>>& batch) {
         if (wdb_.in_transaction()) (void)wdb_.exec("ROLLBACK");
         log_error("ledger_write_failed", {{"error", s.to_string()}, {"ops", static_cast<int64_t>(batch.size())}});
         {
-            // The mirror already holds this batch's effects; rebuild it from what is on disk.
+            // The mirror already holds this batch's effects; rebuild it from what is on disk, plus the holds
+            // whose rows are not there yet (they are still open as far as their callers know).
             std::lock_guard lock(state_mu_);
             batch_alerts_.clear();
+            batch_persisted_.clear();
             if (!broken_) {
                 if (auto r = load_state(); !r) {
                     broken_ = true;
                     log_error("ledger_reload_failed", {{"error", r.to_string()}});
                 }
+                for (const auto& [id, c] : unpersisted_) open_.try_emplace(id, c);
             }
         }
         for (auto& op : batch) op->fail(s);
@@ -247,6 +250,8 @@ void sqlite_ledger::run_batch(std::vector<std::unique_ptr<write_op>>& batch) {
     {
         std::lock_guard lock(state_mu_);
         alerts.swap(batch_alerts_);
+        for (const std::string& id : batch_persisted_) unpersisted_.erase(id);
+        batch_persisted_.clear();
     }
     for (const alert& a : alerts) {
         log_info("budget_alert", {{"subject_kind", alert_subject_name(a.kind)},

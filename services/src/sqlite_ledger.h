@@ -8,6 +8,10 @@
 // period, which makes reserve atomic without a lock around the database. Keys and users are mirrored in
 // memory too, so authentication never touches the disk; reports read through a second connection.
 //
+// reserve places its hold in memory (the budget check needs nothing else) and queues the reserved row
+// behind it; commit and void follow that row through the queue. A hold whose row was lost with a failed
+// batch stays in memory, and its commit or void writes the whole row.
+//
 // A charge belongs to the period that holds its created_ms (reserve time), so a reservation opened at
 // 23:59 and committed at 00:01 is billed to the day it started. Reservations still open when the file
 // is opened are voided with outcome "crashed" (and counted in a warning); Idempotency-Key records still
@@ -75,8 +79,9 @@ public:
 
     status reserve(std::string_view request_id, std::string_view key_id, std::string_view endpoint,
                    micros price) override;
-    status commit(std::string_view request_id, charge_outcome outcome = charge_outcome::ok) override;
-    status void_(std::string_view request_id, charge_outcome outcome) override;
+    void commit_async(std::string_view request_id, charge_outcome outcome, std::optional<idem_store> idem,
+                      done_fn done) override;
+    void void_async(std::string_view request_id, charge_outcome outcome, done_fn done) override;
     status record_unbilled(std::string_view request_id, std::string_view key_id, std::string_view endpoint,
                            charge_outcome outcome) override;
     result<charge_info> charge_get(std::string_view request_id) const override;
@@ -119,6 +124,7 @@ private:
         std::string user;
         micros price = 0;
         int64_t created_ms = 0;
+        std::string endpoint;
     };
 
     // One queued write. apply runs on the writer inside the batch's transaction and says whether the op
@@ -134,6 +140,10 @@ private:
     template <class R>
     class typed_op;
 
+    // Queues fn for the writer; done gets its result once the batch's transaction has committed (or
+    // failed), on the writer thread. fn runs later, so it owns what it uses.
+    template <class R>
+    void submit_async(std::function<R()> fn, std::function<void(R)> done);
     // Queues fn for the writer and waits until its transaction has committed (or failed).
     template <class R>
     R submit(std::function<R()> fn);
@@ -142,7 +152,19 @@ private:
     void run_batch(std::vector<std::unique_ptr<write_op>>& batch);
     status load_state();  // on the writer connection; replaces the in-memory mirror
 
+    // Places the hold for reserve; state_mu_ held. Off the writer it decides only when the subjects'
+    // totals are in memory (nullopt otherwise); on the writer it builds them first.
+    std::optional<status> hold(const std::string& request_id, const std::string& key_id, const std::string& endpoint,
+                               micros price, bool on_writer);
+    // The totals of a subject in the current period when the mirror has them; state_mu_ held.
+    subject_totals* totals_cached(alert::subject_kind kind, const std::string& subject, period p, int64_t now_ms);
+    // Whether a charge row with this id is on disk, through the read connection.
+    result<bool> charge_exists(std::string_view request_id) const;
+
     // Writer-thread helpers; state_mu_ held.
+    // Moves a charge from reserved to state, writing the whole row if its reserved row never landed.
+    status settle_row(const std::string& request_id, const open_charge& c, charge_state state, charge_outcome outcome,
+                      int64_t now);
     result<subject_totals*> totals_for(alert::subject_kind kind, const std::string& subject, period p,
                                        int64_t now_ms);
     status alerts_after_commit(const open_charge& c, micros price, int64_t now_ms);
@@ -171,6 +193,8 @@ private:
     string_map<std::string> key_by_hash_;        // guarded by state_mu_; hash -> id, unrevoked keys only
     string_map<user_info> users_;                // guarded by state_mu_
     string_map<open_charge> open_;               // guarded by state_mu_; by request id
+    string_map<open_charge> unpersisted_;        // guarded by state_mu_; holds whose last write is not on disk
+    std::vector<std::string> batch_persisted_;   // guarded by state_mu_; ids this batch writes for good
     string_map<subject_totals> key_totals_;      // guarded by state_mu_
     string_map<subject_totals> user_totals_;     // guarded by state_mu_
     std::vector<alert> batch_alerts_;            // guarded by state_mu_; delivered after COMMIT
@@ -187,8 +211,7 @@ private:
 template <class R>
 class sqlite_ledger::typed_op final : public sqlite_ledger::write_op {
 public:
-    explicit typed_op(std::function<R()> fn) : fn_(std::move(fn)) {}
-    std::future<R> future() { return promise_.get_future(); }
+    typed_op(std::function<R()> fn, std::function<void(R)> done) : fn_(std::move(fn)), done_(std::move(done)) {}
     bool apply() override {
         try {
             out_.emplace(fn_());
@@ -197,8 +220,8 @@ public:
         }
         return succeeded(*out_);
     }
-    void finish() override { promise_.set_value(std::move(*out_)); }
-    void fail(const status& s) override { promise_.set_value(R(s)); }
+    void finish() override { done_(std::move(*out_)); }
+    void fail(const status& s) override { done_(R(s)); }
 
 private:
     static bool succeeded(const status& s) { return s.ok(); }
@@ -206,20 +229,30 @@ private:
     static bool succeeded(const result<T>& r) { return r.has_value(); }
 
     std::function<R()> fn_;
+    std::function<void(R)> done_;
     std::optional<R> out_;
-    std::promise<R> promise_;
 };
 
 template <class R>
-R sqlite_ledger::submit(std::function<R()> fn) {
-    auto op = std::make_unique<typed_op<R>>(std::move(fn));
-    auto done = op->future();
+void sqlite_ledger::submit_async(std::function<R()> fn, std::function<void(R)> done) {
+    auto op = std::make_unique<typed_op<R>>(std::move(fn), std::move(done));
     {
-        std::lock_guard lock(queue_mu_);
-        if (stopping_) return R(status(errc::internal, "ledger is closing"));
+        std::unique_lock lock(queue_mu_);
+        if (stopping_) {
+            lock.unlock();
+            op->fail(status(errc::internal, "ledger is closing"));
+            return;
+        }
         queue_.push_back(std::move(op));
     }
     queue_cv_.notify_one();
+}
+
+template <class R>
+R sqlite_ledger::submit(std::function<R()> fn) {
+    std::promise<R> promise;
+    auto done = promise.get_future();
+    submit_async<R>(std::move(fn), [&promise](R r) { promise.set_value(std::move(r)); });
     return done.get();
 }
 

@@ -35,12 +35,28 @@ status request_id_taken(std::string_view request_id, const status& s) {
 
 }  // namespace
 
+sqlite_ledger::subject_totals* sqlite_ledger::totals_cached(alert::subject_kind kind, const std::string& subject,
+                                                            period p, int64_t now_ms) {
+    auto& map = kind == alert::subject_kind::key ? key_totals_ : user_totals_;
+    auto it = map.find(subject);
+    if (it == map.end() || it->second.p != p || it->second.range.start_ms != period_bounds(p, now_ms).start_ms)
+        return nullptr;
+    return &it->second;
+}
+
+result<bool> sqlite_ledger::charge_exists(std::string_view request_id) const {
+    std::lock_guard lock(read_mu_);
+    MM_SQL_QUERY(q, rdb_, "SELECT 1 FROM charges WHERE request_id = ?1");
+    auto row = q.bind(1, request_id).step();
+    if (!row) return row.error();
+    return *row;
+}
+
 result<sqlite_ledger::subject_totals*> sqlite_ledger::totals_for(alert::subject_kind kind, const std::string& subject,
                                                                  period p, int64_t now_ms) {
+    if (subject_totals* t = totals_cached(kind, subject, p, now_ms)) return t;
     auto& map = kind == alert::subject_kind::key ? key_totals_ : user_totals_;
     const period_range range = period_bounds(p, now_ms);
-    auto it = map.find(subject);
-    if (it != map.end() && it->second.p == p && it->second.range.start_ms == range.start_ms) return &it->second;
 
     // A new period (or a subject not seen since open): rebuild from the table. The writer connection sees
     // this batch's own uncommitted rows, so the result agrees with the mirror.
@@ -141,84 +157,162 @@ status sqlite_ledger::alerts_after_commit(const open_charge& c, micros price, in
     return ok_status();
 }
 
+std::optional<status> sqlite_ledger::hold(const std::string& request_id, const std::string& key_id,
+                                          const std::string& endpoint, micros price, bool on_writer) {
+    auto kit = keys_.find(key_id);
+    if (kit == keys_.end()) return status(errc::not_found, "no key '" + key_id + "'");
+    const key_info& key = kit->second.info;
+    if (key.revoked_ms) return status(errc::unauthenticated, "key '" + key.id + "' has been revoked");
+    if (open_.find(request_id) != open_.end()) return request_id_taken(request_id, status(errc::invalid_argument));
+    const user_info& user = users_.find(key.user)->second;
+    const int64_t now = params_.clk->now_ms();
+
+    subject_totals* kt = totals_cached(alert::subject_kind::key, key.id, key.limits.budget_period, now);
+    subject_totals* ut = totals_cached(alert::subject_kind::user, user.name, user.budget_period, now);
+    if (!kt || !ut) {
+        if (!on_writer) return std::nullopt;  // the totals need the writer's connection
+        auto k = totals_for(alert::subject_kind::key, key.id, key.limits.budget_period, now);
+        if (!k) return k.error();
+        auto u = totals_for(alert::subject_kind::user, user.name, user.budget_period, now);
+        if (!u) return u.error();
+        kt = *k;
+        ut = *u;
+    }
+    if (key.limits.budget && !fits(kt->spent, kt->reserved, price, *key.limits.budget))
+        return status(errc::budget_exhausted,
+                      "key budget exhausted for this " + std::string(period_name(key.limits.budget_period)) + ": " +
+                          money_text(kt->spent, kt->reserved, price, *key.limits.budget));
+    if (user.budget && !fits(ut->spent, ut->reserved, price, *user.budget))
+        return status(errc::budget_exhausted,
+                      "user budget exhausted for this " + std::string(period_name(user.budget_period)) + ": " +
+                          money_text(ut->spent, ut->reserved, price, *user.budget));
+    kt->reserved += price;
+    ut->reserved += price;
+    const open_charge c{key.id, user.name, price, now, endpoint};
+    open_.emplace(request_id, c);
+    unpersisted_.emplace(request_id, c);
+
+    // The row follows through the queue, ahead of this charge's commit or void.
+    submit_async<status>(
+        [this, request_id]() -> status {
+            std::lock_guard lock(state_mu_);
+            auto it = open_.find(request_id);
+            if (it == open_.end() || unpersisted_.find(request_id) == unpersisted_.end()) return ok_status();
+            const open_charge& c = it->second;
+            MM_SQL_QUERY(q, wdb_,
+                         "INSERT INTO charges (request_id, key_id, user_name, endpoint, price, state, created_ms) "
+                         "VALUES (?1, ?2, ?3, ?4, ?5, 'reserved', ?6)");
+            if (auto s = q.bind(1, request_id).bind(2, c.key_id).bind(3, c.user).bind(4, c.endpoint)
+                             .bind(5, c.price).bind(6, c.created_ms).run();
+                !s) {
+                // Reused id that raced reserve's check: the hold never becomes a charge.
+                totals_release(c, /*committed=*/false);
+                open_.erase(it);
+                unpersisted_.erase(request_id);
+                return request_id_taken(request_id, s);
+            }
+            batch_persisted_.push_back(request_id);
+            return ok_status();
+        },
+        [](status) {});
+    return ok_status();
+}
+
 status sqlite_ledger::reserve(std::string_view request_id, std::string_view key_id, std::string_view endpoint,
                               micros price) {
     if (request_id.empty()) return status(errc::invalid_argument, "request id must not be empty");
     if (price < 0 || price > k_price_max)
         return status(errc::invalid_argument, "price must be in [0, " + std::to_string(k_price_max) + "] micros");
+    // Single use, ever: a finished charge is on disk (commit and void return after their fsync).
+    auto used = charge_exists(request_id);
+    if (!used) return used.error();
+    if (*used) return request_id_taken(request_id, status(errc::invalid_argument));
+
+    std::string id(request_id), key(key_id), ep(endpoint);
+    {
+        std::lock_guard lock(state_mu_);
+        if (auto decided = hold(id, key, ep, price, /*on_writer=*/false)) return *decided;
+    }
+    // First use of this key or user in the period: its totals are built on the writer, then held there.
     return submit<status>([&]() -> status {
         std::lock_guard lock(state_mu_);
-        auto kit = keys_.find(key_id);
-        if (kit == keys_.end()) return status(errc::not_found, "no key '" + std::string(key_id) + "'");
-        const key_info& key = kit->second.info;
-        if (key.revoked_ms) return status(errc::unauthenticated, "key '" + key.id + "' has been revoked");
-        if (open_.find(request_id) != open_.end()) return request_id_taken(request_id, status(errc::invalid_argument));
-        const user_info& user = users_.find(key.user)->second;
-        const int64_t now = params_.clk->now_ms();
-
-        auto kt = totals_for(alert::subject_kind::key, key.id, key.limits.budget_period, now);
-        if (!kt) return kt.error();
-        auto ut = totals_for(alert::subject_kind::user, user.name, user.budget_period, now);
-        if (!ut) return ut.error();
-        if (key.limits.budget && !fits((*kt)->spent, (*kt)->reserved, price, *key.limits.budget))
-            return status(errc::budget_exhausted,
-                          "key budget exhausted for this " + std::string(period_name(key.limits.budget_period)) +
-                              ": " + money_text((*kt)->spent, (*kt)->reserved, price, *key.limits.budget));
-        if (user.budget && !fits((*ut)->spent, (*ut)->reserved, price, *user.budget))
-            return status(errc::budget_exhausted,
-                          "user budget exhausted for this " + std::string(period_name(user.budget_period)) + ": " +
-                              money_text((*ut)->spent, (*ut)->reserved, price, *user.budget));
-
-        MM_SQL_QUERY(q, wdb_,
-                     "INSERT INTO charges (request_id, key_id, user_name, endpoint, price, state, created_ms) "
-                     "VALUES (?1, ?2, ?3, ?4, ?5, 'reserved', ?6)");
-        if (auto s = q.bind(1, request_id).bind(2, key.id).bind(3, user.name).bind(4, endpoint).bind(5, price)
-                         .bind(6, now).run();
-            !s)
-            return request_id_taken(request_id, s);
-        (*kt)->reserved += price;
-        (*ut)->reserved += price;
-        open_.emplace(std::string(request_id), open_charge{key.id, user.name, price, now});
-        return ok_status();
+        return *hold(id, key, ep, price, /*on_writer=*/true);
     });
 }
 
-status sqlite_ledger::commit(std::string_view request_id, charge_outcome outcome) {
+status sqlite_ledger::settle_row(const std::string& request_id, const open_charge& c, charge_state state,
+                                 charge_outcome outcome, int64_t now) {
+    {
+        MM_SQL_QUERY(q, wdb_,
+                     "UPDATE charges SET state = ?2, outcome = ?3, finished_ms = ?4 "
+                     "WHERE request_id = ?1 AND state = 'reserved'");
+        MM_TRY(q.bind(1, request_id).bind(2, charge_state_name(state)).bind(3, charge_outcome_name(outcome))
+                   .bind(4, now).run());
+        if (q.changes() == 1) return ok_status();
+    }
+    // No reserved row: its write was lost with a failed batch, so the settled row is written whole.
+    if (unpersisted_.find(request_id) == unpersisted_.end())
+        return status(errc::internal, "open reservation missing from the charges table");
+    MM_SQL_QUERY(q, wdb_,
+                 "INSERT INTO charges (request_id, key_id, user_name, endpoint, price, state, outcome, created_ms, "
+                 "finished_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+    auto s = q.bind(1, request_id).bind(2, c.key_id).bind(3, c.user).bind(4, c.endpoint).bind(5, c.price)
+                 .bind(6, charge_state_name(state)).bind(7, charge_outcome_name(outcome)).bind(8, c.created_ms)
+                 .bind(9, now).run();
+    return s ? s : request_id_taken(request_id, s);
+}
+
+void sqlite_ledger::commit_async(std::string_view request_id, charge_outcome outcome, std::optional<idem_store> idem,
+                                 done_fn done) {
     if (outcome != charge_outcome::ok && outcome != charge_outcome::cache_hit)
-        return status(errc::invalid_argument,
-                      std::string("a commit's outcome is ok or cache_hit, not ") + charge_outcome_name(outcome));
-    return submit<status>([&]() -> status {
-        std::lock_guard lock(state_mu_);
-        auto it = open_.find(request_id);
-        if (it == open_.end()) return no_open_charge(request_id);
-        const int64_t now = params_.clk->now_ms();
-        MM_SQL_QUERY(q, wdb_,
-                     "UPDATE charges SET state = 'committed', outcome = ?2, finished_ms = ?3 "
-                     "WHERE request_id = ?1 AND state = 'reserved'");
-        MM_TRY(q.bind(1, request_id).bind(2, charge_outcome_name(outcome)).bind(3, now).run());
-        if (q.changes() != 1) return status(errc::internal, "open reservation missing from the charges table");
-        MM_TRY(alerts_after_commit(it->second, it->second.price, now));
-        totals_release(it->second, /*committed=*/true);
-        open_.erase(it);
-        return ok_status();
-    });
+        return done(status(errc::invalid_argument,
+                           std::string("a commit's outcome is ok or cache_hit, not ") + charge_outcome_name(outcome)));
+    submit_async<status>(
+        [this, id = std::string(request_id), outcome, idem = std::move(idem)]() -> status {
+            std::lock_guard lock(state_mu_);
+            auto it = open_.find(id);
+            if (it == open_.end()) return no_open_charge(id);
+            const int64_t now = params_.clk->now_ms();
+            MM_TRY(settle_row(id, it->second, charge_state::committed, outcome, now));
+            if (idem) {
+                // A record that is no longer running (expired and purged) only loses its replay.
+                MM_SQL_QUERY(q, wdb_,
+                             "UPDATE idempotency SET state = 'done', http_status = ?3, content_type = ?4, body = ?5 "
+                             "WHERE key_id = ?1 AND idem_key = ?2 AND state = 'running'");
+                MM_TRY(q.bind(1, idem->key_id).bind(2, idem->idem_key)
+                           .bind(3, int64_t{idem->response.http_status}).bind(4, idem->response.content_type)
+                           .bind_blob(5, idem->response.body).run());
+            }
+            MM_TRY(alerts_after_commit(it->second, it->second.price, now));
+            totals_release(it->second, /*committed=*/true);
+            open_.erase(it);
+            batch_persisted_.push_back(id);
+            return ok_status();
+        },
+        std::move(done));
 }
 
-status sqlite_ledger::void_(std::string_view request_id, charge_outcome outcome) {
-    if (outcome == charge_outcome::ok) return status(errc::invalid_argument, "a voided charge's outcome is not ok");
-    return submit<status>([&]() -> status {
-        std::lock_guard lock(state_mu_);
-        auto it = open_.find(request_id);
-        if (it == open_.end()) return no_open_charge(request_id);
-        MM_SQL_QUERY(q, wdb_,
-                     "UPDATE charges SET state = 'voided', outcome = ?2, finished_ms = ?3 "
-                     "WHERE request_id = ?1 AND state = 'reserved'");
-        MM_TRY(q.bind(1, request_id).bind(2, charge_outcome_name(outcome)).bind(3, params_.clk->now_ms()).run());
-        if (q.changes() != 1) return status(errc::internal, "open reservation missing from the charges table");
-        totals_release(it->second, /*committed=*/false);
-        open_.erase(it);
-        return ok_status();
-    });
+void sqlite_ledger::void_async(std::string_view request_id, charge_outcome outcome, done_fn done) {
+    if (outcome == charge_outcome::ok)
+        return done(status(errc::invalid_argument, "a voided charge's outcome is not ok"));
+    submit_async<status>(
+        [this, id = std::string(request_id), outcome]() -> status {
+            std::lock_guard lock(state_mu_);
+            auto it = open_.find(id);
+            if (it == open_.end()) return no_open_charge(id);
+            const status s = settle_row(id, it->second, charge_state::voided, outcome, params_.clk->now_ms());
+            if (!s && s.code() != errc::invalid_argument) return s;
+            // Voided, or never a charge (its id was taken): either way the hold goes.
+            totals_release(it->second, /*committed=*/false);
+            open_.erase(it);
+            if (s) {
+                batch_persisted_.push_back(id);
+            } else {
+                unpersisted_.erase(id);
+            }
+            return s;
+        },
+        std::move(done));
 }
 
 status sqlite_ledger::record_unbilled(std::string_view request_id, std::string_view key_id, std::string_view endpoint,

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <filesystem>
 #include <future>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,6 +35,7 @@ namespace fs = std::filesystem;
 
 constexpr const char* k_admin = "admin-key-for-tests-0123456789";
 constexpr micros k_price = 1000;
+constexpr micros k_cache_price = 7;
 
 struct fixture {
     fs::path dir;
@@ -53,11 +55,20 @@ struct fixture {
         EXPECT_TRUE(opened) << opened.error().to_string();
         book = std::move(*opened);
         config.prices["chat.completions"] = k_price;
+        config.prices["completions"] = k_price;
+        config.cache_price = k_cache_price;
         m = std::make_unique<meter>(meter_params{.config = config, .book = *book, .time = clk, .server_secret = *secret,
                                                  .admin_key_hash = key_hash(*secret, k_admin)});
         auto table = server_routes();
         for (auto& r : account_routes(*m)) table.push_back(std::move(r));
         table.push_back({http::verb::post, "/v1/test/run", nullptr, m->metered("chat.completions", stage.handler())});
+        // Deterministic, like a text request with a seed: the body is the answer's identity.
+        table.push_back({http::verb::post, "/v1/test/cached", nullptr,
+                         m->metered("completions", stage.handler(), [](const http_request& req) -> std::optional<std::string> {
+                             auto body = json::parse(req.body(), nullptr, false);
+                             if (!body.is_object() || !body.contains("seed")) return std::nullopt;
+                             return body.dump();
+                         })});
         server_params p;
         p.host = "127.0.0.1";
         p.port = 0;
@@ -171,6 +182,47 @@ TEST(meter, failed_requests_are_voided_and_shown_at_zero) {
     ASSERT_EQ(usage["data"].size(), 1u) << usage.dump();
     EXPECT_EQ(usage["data"][0]["group"], "failed");
     EXPECT_EQ(usage["data"][0]["charged"], 0);
+}
+
+TEST(meter, a_repeated_deterministic_request_is_answered_from_the_cache_at_the_cache_price) {
+    fixture f;
+    const std::string key = f.new_key({{"budget", 1'000'000}});
+    const std::string body = R"({"action":"ok","seed":7,"prompt":"hi"})";
+    auto first = f.call("POST", "/v1/test/cached", key, body);
+    ASSERT_EQ(first.status, 200u);
+    EXPECT_EQ(first.raw.count("x-mmserve-cache"), 0u);
+    auto second = f.call("POST", "/v1/test/cached", key, body);
+    ASSERT_EQ(second.status, 200u);
+    EXPECT_EQ(second.raw.at("x-mmserve-cache"), "hit");
+    EXPECT_EQ(second.raw.body(), first.raw.body()) << "the stored answer, byte for byte";
+    EXPECT_NE(second.raw.at("x-request-id"), first.raw.at("x-request-id")) << "a hit is its own request";
+    EXPECT_EQ(f.stage.ran(), 1) << "a hit does not run the stage";
+    EXPECT_EQ(f.spent(key), k_price + k_cache_price);
+
+    // Another body, a request without a seed, and a failure are not hits.
+    EXPECT_EQ(f.call("POST", "/v1/test/cached", key, R"({"action":"ok","seed":8,"prompt":"hi"})").raw.count("x-mmserve-cache"), 0u);
+    for (int i = 0; i < 2; ++i) EXPECT_EQ(f.call("POST", "/v1/test/cached", key, R"({"action":"ok"})").raw.count("x-mmserve-cache"), 0u);
+    for (int i = 0; i < 2; ++i) EXPECT_EQ(f.call("POST", "/v1/test/cached", key, R"({"action":"fail","seed":1})").status, 500u);
+    EXPECT_EQ(f.stage.ran(), 6);
+    EXPECT_EQ(f.spent(key), 4 * k_price + k_cache_price) << "failures cost nothing";
+
+    auto usage = f.call("GET", "/v1/usage?group_by=outcome", key).body;
+    std::map<std::string, int64_t> by_outcome;
+    for (const auto& row : usage["data"]) by_outcome[row["group"]] = row["requests"].get<int64_t>();
+    EXPECT_EQ(by_outcome["cache_hit"], 1);
+    EXPECT_EQ(by_outcome["ok"], 4);
+    EXPECT_EQ(by_outcome["failed"], 2);
+}
+
+TEST(meter, a_cache_hit_that_does_not_fit_the_budget_is_refused_unbilled) {
+    fixture f;
+    const std::string key = f.new_key({{"budget", k_price + k_cache_price - 1}});
+    const std::string body = R"({"seed":1})";
+    ASSERT_EQ(f.call("POST", "/v1/test/cached", key, body).status, 200u);
+    auto hit = f.call("POST", "/v1/test/cached", key, body);
+    EXPECT_EQ(hit.status, 429u);
+    EXPECT_EQ(hit.body["error"]["code"], "insufficient_quota");
+    EXPECT_EQ(f.spent(key), k_price);
 }
 
 TEST(meter, sixty_four_racing_requests_never_overshoot_a_budget_for_ten) {
