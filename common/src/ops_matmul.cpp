@@ -62,12 +62,24 @@ void matmul_widened(thread_pool& pool, const tensor& x, const tensor& w, tensor&
         /*min_chunk=*/k_tile_rows);
 }
 
-void matmul_kernels(thread_pool& pool, const tensor& x, const tensor& w, tensor& y) {
-    const int64_t m = x.rows(), k = x.cols(), n = w.rows();
+void matmul_kernels(thread_pool& pool, const tensor& x_in, const tensor& w, tensor& y, matmul_mode mode) {
+    const int64_t m = x_in.rows(), k = x_in.cols(), n = w.rows();
     const kernel_table& kt = kernels_best();
     const bool quant = dtype_is_quantized(w.type());
     q8_act xq;
-    if (quant) quantize_act_q8(x.data<float>(), m, k, xq);
+    if (quant) quantize_act_q8(x_in.data<float>(), m, k, xq);
+    // rowwise: half-precision weights meet activations rounded to their own type.
+    tensor rounded;
+    const bool round_x = mode == matmul_mode::rowwise && (w.type() == dtype::f16 || w.type() == dtype::bf16);
+    if (round_x) {
+        rounded = tensor::zeros(dtype::f32, {m, k});
+        std::vector<uint16_t> half(static_cast<size_t>(k));
+        for (int64_t i = 0; i < m; ++i) {
+            row_from_f32(w.type(), x_in.data<float>() + i * k, half.data(), k);
+            row_to_f32(w.type(), half.data(), rounded.data<float>() + i * k, k);
+        }
+    }
+    const tensor& x = round_x ? rounded : x_in;
     const size_t row_bytes = w.row_bytes();
     const auto* wp = static_cast<const std::byte*>(w.raw());
     pool.parallel_for(
@@ -93,13 +105,13 @@ void matmul_kernels(thread_pool& pool, const tensor& x, const tensor& w, tensor&
 
 }  // namespace
 
-void matmul(thread_pool& pool, const tensor& x, const tensor& w, tensor& y) {
+void matmul(thread_pool& pool, const tensor& x, const tensor& w, tensor& y, matmul_mode mode) {
     MM_ASSERT(x.type() == dtype::f32 && y.type() == dtype::f32);
     MM_ASSERT(x.cols() == w.cols());
     MM_ASSERT(y.rows() == x.rows() && y.cols() == w.rows());
     if (w.type() == dtype::f32) return matmul_f32(pool, x, w, y);
-    if (x.rows() >= k_sgemm_min_rows) return matmul_widened(pool, x, w, y);
-    matmul_kernels(pool, x, w, y);
+    if (mode == matmul_mode::fastest && x.rows() >= k_sgemm_min_rows) return matmul_widened(pool, x, w, y);
+    matmul_kernels(pool, x, w, y, mode);
 }
 
 void matvec(thread_pool& pool, const tensor& w, const tensor& x, tensor& y) {

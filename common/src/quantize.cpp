@@ -72,8 +72,11 @@ void quantize_act_q8(const float* x, int64_t m, int64_t n, q8_act& out) {
                 qs[q8_act_index(nb, b, i)] = q;
                 sum += q;
             }
-            out.d[r * nb + b] = d;
-            out.dsum[r * nb + b] = d * static_cast<float>(sum);  // sum itself is exact in f32 (|sum| <= 32 * 127)
+            // The scale is kept at f16 precision, as a q8_0 block stores it (and as llama.cpp quantizes
+            // activations), while the values were rounded with the exact one.
+            const float d16 = f16_to_f32(f32_to_f16(d));
+            out.d[r * nb + b] = d16;
+            out.dsum[r * nb + b] = d16 * static_cast<float>(sum);  // sum itself is exact in f32 (|sum| <= 32 * 127)
         }
     }
 }

@@ -74,5 +74,50 @@ TEST(matmul, matvec_is_matmul_with_one_row) {
     for (int j = 0; j < 129; ++j) EXPECT_EQ(y1.data<float>()[j], y2.data<float>()[j]) << j;
 }
 
+// rowwise: each row of y is bit-for-bit what that row gives alone, for row counts on both sides of the
+// sgemm threshold, so a batched request computes exactly what it would alone.
+TEST(matmul, rowwise_rows_do_not_depend_on_their_neighbours) {
+    thread_pool pool(2);
+    const int64_t k = 192, n = 77;
+    for (dtype t : {dtype::q8_0, dtype::q4_0, dtype::f16, dtype::bf16}) {
+        const tensor w = convert(tensor::from({n, k}, test::random_gaussian(n * k, 11)), t);
+        for (int64_t m : {3, 16, 40}) {
+            const tensor x = tensor::from({m, k}, test::random_gaussian(m * k, 12));
+            tensor y = tensor::zeros(dtype::f32, {m, n});
+            ops::matmul(pool, x, w, y, ops::matmul_mode::rowwise);
+            for (int64_t i = 0; i < m; ++i) {
+                const tensor xi = tensor::view(dtype::f32, {1, k}, x.data<float>() + i * k);
+                tensor yi = tensor::zeros(dtype::f32, {1, n});
+                ops::matmul(pool, xi, w, yi, ops::matmul_mode::rowwise);
+                for (int64_t j = 0; j < n; ++j)
+                    ASSERT_EQ(y.data<float>()[i * n + j], yi.data<float>()[j]) << dtype_name(t) << " m " << m << " row " << i;
+            }
+        }
+    }
+}
+
+// rowwise f16: the activations are rounded to f16 first, so the result equals the f32 product of the rounded
+// activations with the widened weights (tolerance: f32 summation over k products, k * eps * sum|x w|).
+TEST(matmul, rowwise_f16_rounds_activations_to_f16) {
+    thread_pool pool(1);
+    const int64_t m = 2, k = 172, n = 9;
+    const tensor w = convert(tensor::from({n, k}, test::random_gaussian(n * k, 21)), dtype::f16);
+    const tensor x = tensor::from({m, k}, test::random_gaussian(m * k, 22));
+    const tensor x16 = to_f32(convert(x, dtype::f16));
+    const tensor wf = to_f32(w);
+    tensor y = tensor::zeros(dtype::f32, {m, n});
+    ops::matmul(pool, x, w, y, ops::matmul_mode::rowwise);
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+            double want = 0, mag = 0;
+            for (int64_t c = 0; c < k; ++c) {
+                const double p = static_cast<double>(x16.data<float>()[i * k + c]) * wf.data<float>()[j * k + c];
+                want += p;
+                mag += std::fabs(p);
+            }
+            EXPECT_NEAR(y.data<float>()[i * n + j], want, k * 1.2e-7 * mag) << i << " " << j;
+        }
+}
+
 }  // namespace
 }  // namespace mm

@@ -16,7 +16,13 @@ namespace mm::ops {
 // ---- linear algebra ----
 // y[m, n] = x[m, k] · w[n, k]ᵀ. w is row-major weights as GGUF stores them (f32 via cblas_sgemm;
 // f16 / bf16 / q8_0 / q4_0 through our kernels, activations quantized to q8_0 on the fly for the q types).
-void matmul(thread_pool& pool, const tensor& x, const tensor& w, tensor& y);
+// mode rowwise computes every row of y the same way whatever x's row count, through the dot kernels: q8_0 / q4_0
+// with activations quantized per 32-block (f16-rounded scale) and f16 / bf16 with activations rounded to the
+// weight's type, as llama.cpp's CPU path does. A row's result then never depends on the rows beside it, which
+// the text stage needs so that a request decodes the same alone or batched. fastest may widen weight tiles to
+// f32 and use sgemm for many rows. f32 weights always go to sgemm.
+enum class matmul_mode { fastest, rowwise };
+void matmul(thread_pool& pool, const tensor& x, const tensor& w, tensor& y, matmul_mode mode = matmul_mode::fastest);
 // y[n] = w[n, k] · x[k]: matmul with one row.
 void matvec(thread_pool& pool, const tensor& w, const tensor& x, tensor& y);
 

@@ -98,3 +98,13 @@ private:
         ::mm::status mm_try_s_ = (expr);    \
         if (!mm_try_s_.ok()) return mm_try_s_; \
     } while (0)
+
+// Declares or assigns lhs from a result, returning its status from the enclosing function on failure.
+// Expands to several statements: use it as a statement of its own, never as an unbraced if/for body.
+#define MM_ASSIGN(lhs, expr) MM_ASSIGN_IMPL_(MM_CONCAT_(mm_assign_r_, __LINE__), lhs, expr)
+#define MM_ASSIGN_IMPL_(tmp, lhs, expr) \
+    auto tmp = (expr);                  \
+    if (!tmp) return tmp.error();       \
+    lhs = std::move(*tmp)
+#define MM_CONCAT_(a, b) MM_CONCAT2_(a, b)
+#define MM_CONCAT2_(a, b) a##b
