@@ -23,6 +23,7 @@ const char* errc_name(errc c) {
         case errc::idempotency_mismatch: return "idempotency_mismatch";
         case errc::overloaded: return "overloaded";
         case errc::queue_full: return "queue_full";
+        case errc::context_length_exceeded: return "context_length_exceeded";
         case errc::internal: return "internal";
     }
     return "unknown";

@@ -25,6 +25,7 @@ constexpr http_error_row k_rows[] = {  // errc                    HTTP  type / c
     {errc::rate_limited,         {429, "requests",              "rate_limit_exceeded"}},
     {errc::budget_exhausted,     {429, "insufficient_quota",    "insufficient_quota"}},
     {errc::queue_full,           {429, "requests",              "queue_full"}},  // at once, with Retry-After
+    {errc::context_length_exceeded, {400, "invalid_request_error", "context_length_exceeded"}},
     {errc::corrupt_file,         {500, "server_error",          nullptr}},  // a model file: the server's fault
     {errc::io_error,             {500, "server_error",          nullptr}},
     {errc::internal,             {500, "server_error",          nullptr}},

@@ -29,6 +29,7 @@ constexpr error_case k_cases[] = {
     {errc::not_found,            404, "invalid_request_error", "not_found"},
     {errc::model_not_found,      404, "invalid_request_error", "model_not_found"},
     {errc::queue_full,           429, "requests",              "queue_full"},
+    {errc::context_length_exceeded, 400, "invalid_request_error", "context_length_exceeded"},
     {errc::out_of_range,         400, "invalid_request_error", nullptr},
     {errc::corrupt_file,         500, "server_error",          nullptr},
     {errc::unsupported,          400, "invalid_request_error", "unsupported"},

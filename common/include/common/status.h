@@ -30,6 +30,7 @@ enum class errc {
     idempotency_mismatch,
     overloaded,           // the server is at a capacity limit (connections)
     queue_full,           // a stage's bounded queue is full: retry shortly
+    context_length_exceeded,  // a prompt (plus what it asks to generate) does not fit the model's context
     internal,             // a bug surfaced as a value (never bad input)
 };
 
