@@ -1,12 +1,20 @@
 // What every benchmark prints first: the machine, the build, the BLAS, the kernels in use.
 #pragma once
 
+#include <cstddef>
 #include <string>
+
+#include "common/thread_pool.h"
 
 namespace mm::bench {
 
 void print_header(const char* name);
 std::string cpu_model();
+
+// Streaming-read bandwidth (GB/s) over `copies` buffers of `bytes`, one per call in turn, split across the
+// pool like a matvec's rows, with the widest loads the CPU has: the limit a decode step's weight reads meet.
+// Enough copies to exceed the caches make it a DRAM figure.
+double stream_read_gbs(thread_pool& pool, size_t bytes, int copies);
 
 // Seconds per call of fn, the best of `reps` timed rounds of `iters` calls each (after one warm-up round).
 template <class F>

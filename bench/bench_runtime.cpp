@@ -1,7 +1,6 @@
 // The tensor runtime's benchmark: f32 matmul against raw cblas_sgemm, quantized matvec against the
 // machine's streaming-read bandwidth, and the pool's dispatch overhead, all measured in this run.
 #include <cblas.h>
-#include <immintrin.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -25,54 +24,10 @@ std::vector<float> gaussian(int64_t n, uint32_t seed) {
     return v;
 }
 
-// Reads [p, p + n) with the widest loads the CPU has; the xor keeps the loads from being optimized away.
-__attribute__((target("avx512f"))) uint64_t read_avx512(const std::byte* p, size_t n) {
-    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-    for (size_t i = 0; i + 256 <= n; i += 256) {
-        a0 = _mm512_xor_si512(a0, _mm512_load_si512(p + i));
-        a1 = _mm512_xor_si512(a1, _mm512_load_si512(p + i + 64));
-        a2 = _mm512_xor_si512(a2, _mm512_load_si512(p + i + 128));
-        a3 = _mm512_xor_si512(a3, _mm512_load_si512(p + i + 192));
-    }
-    const __m512i a = _mm512_xor_si512(_mm512_xor_si512(a0, a1), _mm512_xor_si512(a2, a3));
-    return static_cast<uint64_t>(_mm512_reduce_add_epi64(a));
-}
-
-__attribute__((target("avx2"))) uint64_t read_avx2(const std::byte* p, size_t n) {
-    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-    for (size_t i = 0; i + 128 <= n; i += 128) {
-        a0 = _mm256_xor_si256(a0, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i)));
-        a1 = _mm256_xor_si256(a1, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 32)));
-        a2 = _mm256_xor_si256(a2, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 64)));
-        a3 = _mm256_xor_si256(a3, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 96)));
-    }
-    const __m256i a = _mm256_xor_si256(_mm256_xor_si256(a0, a1), _mm256_xor_si256(a2, a3));
-    return static_cast<uint64_t>(_mm256_extract_epi64(a, 0) ^ _mm256_extract_epi64(a, 3));
-}
-
 // Decode reads every layer's weights once per token, so a model's weights do not stay in cache. The
 // matvec and its reference both cycle through enough copies to span k_working_set (8x this machine's L3),
 // so each call reads from DRAM, as a real decode step does.
 constexpr size_t k_working_set = size_t{256} << 20;
-
-// Streaming-read bandwidth over `copies` buffers of `bytes`, one per call in turn, split across the pool
-// like a matvec's rows.
-double stream_read_gbs(thread_pool& pool, size_t bytes, int copies) {
-    std::vector<tensor> bufs;
-    for (int c = 0; c < copies; ++c) bufs.push_back(tensor::zeros(dtype::f32, {static_cast<int64_t>(bytes / 4)}));
-    const bool avx512 = __builtin_cpu_supports("avx512f");
-    volatile uint64_t sink = 0;
-    const int64_t n_lines = static_cast<int64_t>(bytes / 256);
-    int next = 0;
-    const double s = bench::time_best([&] {
-        auto* p = static_cast<const std::byte*>(bufs[static_cast<size_t>(next++ % copies)].raw());
-        pool.parallel_for(n_lines, [&](int64_t b, int64_t e) {
-            const size_t len = static_cast<size_t>(e - b) * 256;
-            sink = sink + (avx512 ? read_avx512(p + b * 256, len) : read_avx2(p + b * 256, len));
-        });
-    }, copies * 2);
-    return static_cast<double>(bytes) / s / 1e9;
-}
 
 void bench_sgemm(thread_pool& pool) {
     std::printf("\n-- f32 matmul: ops::matmul (pool, single-threaded sgemm per chunk) vs raw cblas_sgemm "
@@ -118,7 +73,7 @@ void bench_matvec(thread_pool& pool) {
                                                  copies * 2);
             const double gbs = static_cast<double>(w0.bytes()) / secs / 1e9;
             ws.clear();
-            const double stream = stream_read_gbs(pool, w0.bytes(), copies);
+            const double stream = bench::stream_read_gbs(pool, w0.bytes(), copies);
             char name[32];
             std::snprintf(name, sizeof name, "%lld x %lld", (long long)s.n, (long long)s.k);
             std::printf("%-8s %-14s %8.1f %12.1f %12.1f %7.0f%%\n", std::string(dtype_name(t)).c_str(), name,

@@ -1,0 +1,147 @@
+// The text stage's speed: prefill and decode tokens/s of llama_decode on the shared GGUFs and on a
+// TinyLlama-1.1B-shaped random-weight GGUF (q4_0 and q8_0, written here at bench time, never committed),
+// each beside the bandwidth limit measured in this run: a decode step reads every weight once, so
+// tok/s <= streaming-read GB/s / weight bytes. With LLAMA_CPP_BIN pointing at a llama.cpp build's bin/
+// folder, llama-bench runs on the same files in the same run for the ratio.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "bench_header.h"
+#include "common/gguf.h"
+#include "ref/random_llama.h"
+#include "text/kv_cache.h"
+#include "text/llama_decode.h"
+#include "text/llama_model.h"
+
+using namespace mm;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path k_shared = fs::path(MM_SHARED_DIR);
+
+struct speed {
+    double prefill_tps = 0, decode_tps = 0;
+};
+
+speed measure(thread_pool& pool, const text::llama_model& m, int n_prefill, int n_decode) {
+    text::kv_cache cache(m.hp, 1, n_prefill + n_decode + 1);
+    std::vector<int32_t> prompt(static_cast<size_t>(n_prefill));
+    for (int i = 0; i < n_prefill; ++i) prompt[static_cast<size_t>(i)] = 1 + (i * 37) % (m.hp.n_vocab - 1);
+    tensor logits = tensor::zeros(dtype::f32, {1, m.hp.n_vocab});
+    speed s;
+    double best_prefill = 1e30;
+    for (int rep = 0; rep < 3; ++rep) {
+        const text::decode_seq seq{.slot = 0, .pos0 = 0, .tokens = prompt};
+        const auto t0 = std::chrono::steady_clock::now();
+        (void)text::llama_decode(pool, m, cache, {&seq, 1}, logits);
+        best_prefill = std::min(best_prefill, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    s.prefill_tps = n_prefill / best_prefill;
+    int32_t tok = 1;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < n_decode; ++i) {
+        const text::decode_seq seq{.slot = 0, .pos0 = n_prefill + i, .tokens = {&tok, 1}};
+        (void)text::llama_decode(pool, m, cache, {&seq, 1}, logits);
+        tok = 1 + (tok * 31 + 7) % (m.hp.n_vocab - 1);
+    }
+    s.decode_tps = n_decode / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return s;
+}
+
+// llama-bench's pp / tg tokens per second on a file, or {0, 0} when LLAMA_CPP_BIN is unset or it fails.
+speed llama_cpp(const fs::path& model, int n_prefill, int n_decode, int threads) {
+    const char* bin = std::getenv("LLAMA_CPP_BIN");
+    if (!bin) return {};
+    const std::string out = (fs::temp_directory_path() / ("mm_llama_bench_" + std::to_string(::getpid()) + ".csv")).string();
+    const std::string cmd = std::string(bin) + "/llama-bench -m '" + model.string() + "' -p " + std::to_string(n_prefill) +
+                            " -n " + std::to_string(n_decode) + " -t " + std::to_string(threads) + " -o csv > '" + out + "' 2>/dev/null";
+    if (std::system(cmd.c_str()) != 0) return {};
+    std::FILE* f = std::fopen(out.c_str(), "r");
+    if (!f) return {};
+    speed s;
+    char line[4096];
+    while (std::fgets(line, sizeof line, f)) {
+        const std::string l(line);
+        // The csv ends each row with ...,"n_prompt","n_gen",...,"avg_ts","stddev_ts"; pick avg_ts by row kind.
+        const size_t last = l.rfind(",\"");
+        if (last == std::string::npos) continue;
+        const size_t prev = l.rfind(",\"", last - 1);
+        if (prev == std::string::npos) continue;
+        const double ts = std::atof(l.substr(prev + 2).c_str());
+        if (l.find(",\"" + std::to_string(n_prefill) + "\",\"0\",") != std::string::npos) s.prefill_tps = ts;
+        if (l.find(",\"0\",\"" + std::to_string(n_decode) + "\",") != std::string::npos) s.decode_tps = ts;
+    }
+    std::fclose(f);
+    fs::remove(out);
+    return s;
+}
+
+void row(const char* name, const text::llama_model& m, const speed& ours, const speed& ref, double gbs) {
+    const double gb = static_cast<double>(m.weight_bytes()) / 1e9;
+    const double limit = gbs / gb;
+    std::printf("%-26s %8.3f %10.1f %10.1f %8.1f%% %10.1f", name, gb, ours.decode_tps, limit, ours.decode_tps / limit * 100,
+                ours.prefill_tps);
+    if (ref.decode_tps > 0)
+        std::printf("   llama.cpp tg %.1f pp %.1f -> %.2fx / %.2fx", ref.decode_tps, ref.prefill_tps,
+                    ours.decode_tps / ref.decode_tps, ours.prefill_tps / ref.prefill_tps);
+    std::printf("\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    bench::print_header("bench_text");
+    thread_pool pool;
+    const int n_prefill = 128, n_decode = 64;
+    // DRAM bandwidth with the model-sized working set: 4 buffers of 128 MiB.
+    const double gbs = bench::stream_read_gbs(pool, size_t{128} << 20, 4);
+    std::printf("streaming read (DRAM, 512 MiB working set, %d threads): %.1f GB/s\n", pool.size(), gbs);
+    std::printf("\n%-26s %8s %10s %10s %9s %10s\n", "model", "GB", "decode t/s", "limit t/s", "of limit", "prefill t/s");
+
+    for (const char* name : {"stories260K-f32.gguf", "stories260K-q8_0.gguf", "stories260K-q4_0.gguf"}) {
+        auto f = gguf_open(k_shared / "models" / "text" / name);
+        auto m = f ? text::llama_load_gguf(*f) : result<std::shared_ptr<const text::llama_model>>(f.error());
+        if (!m) {
+            std::fprintf(stderr, "%s: %s\n", name, m.error().to_string().c_str());
+            return 1;
+        }
+        // 260K parameters live in cache: its row shows overheads, not bandwidth.
+        row(name, **m, measure(pool, **m, n_prefill, n_decode), llama_cpp(k_shared / "models" / "text" / name, n_prefill, n_decode, pool.size()), gbs);
+    }
+
+    // TinyLlama-1.1B shapes, random weights, the LLaMA SPM vocabulary (32000 tokens).
+    const fs::path dir = argc > 1 ? fs::path(argv[1]) : fs::temp_directory_path();
+    auto vocab = gguf_open(k_shared / "models" / "text" / "vocab" / "ggml-vocab-llama-spm.gguf");
+    if (!vocab) return 1;
+    for (dtype t : {dtype::q4_0, dtype::q8_0}) {
+        const fs::path path = dir / ("mm_bench_llama_1b_" + std::string(dtype_name(t)) + "_" + std::to_string(::getpid()) + ".gguf");
+        std::printf("(writing %s ...)\n", path.filename().c_str());
+        std::fflush(stdout);
+        if (auto s = test::write_random_llama(path, {.n_embd = 2048, .n_layer = 22, .n_head = 32, .n_head_kv = 4,
+                                                     .n_ff = 5632, .n_ctx = 2048, .weights = t}, *vocab); !s) {
+            std::fprintf(stderr, "%s\n", s.to_string().c_str());
+            return 1;
+        }
+        {
+            auto f = gguf_open(path);
+            auto m = f ? text::llama_load_gguf(*f) : result<std::shared_ptr<const text::llama_model>>(f.error());
+            if (!m) {
+                std::fprintf(stderr, "%s\n", m.error().to_string().c_str());
+                return 1;
+            }
+            const std::string label = "1.1B random " + std::string(dtype_name(t));
+            row(label.c_str(), **m, measure(pool, **m, n_prefill, n_decode), llama_cpp(path, n_prefill, n_decode, pool.size()), gbs);
+        }
+        fs::remove(path);
+    }
+    std::printf("\n(decode: one sequence, 64 steps after a 128-token prompt; prefill: 128 tokens in one batch, best of 3;\n"
+                " limit = streaming-read GB/s / weight bytes read per token)\n");
+    return 0;
+}
