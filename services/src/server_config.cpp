@@ -119,6 +119,18 @@ status apply_models(const json& v, server_config& c, const std::filesystem::path
                 MM_TRY(read_string(it.value(), key, p));
                 mc.path = std::filesystem::path(p).is_absolute() ? std::filesystem::path(p) : base / p;
                 has_path = true;
+            } else if (it.key() == "tokenizer") {
+                std::string p;
+                MM_TRY(read_string(it.value(), key, p));
+                mc.tokenizer = std::filesystem::path(p).is_absolute() ? std::filesystem::path(p) : base / p;
+            } else if (it.key() == "n_ctx" || it.key() == "n_parallel") {
+                if (!it.value().is_number_integer()) return bad(key, "expected an integer");
+                const int64_t n = it.value().get<int64_t>();
+                const int64_t hi = it.key() == "n_ctx" ? 1 << 20 : 256;
+                if (n < 1 || n > hi) return bad(key, "expected 1.." + std::to_string(hi));
+                (it.key() == "n_ctx" ? mc.n_ctx : mc.n_parallel) = n;
+            } else if (it.key() == "chat_template") {
+                MM_TRY(read_string(it.value(), key, mc.chat_template));
             } else {
                 return bad(key, "unknown key");
             }

@@ -25,7 +25,8 @@ TEST(server_config, empty_object_gives_the_documented_defaults) {
 TEST(server_config, every_contract_key_is_read) {
     auto c = server_config_parse(R"({
         "host": "0.0.0.0", "port": 9000, "data_dir": "/var/lib/mm", "admin_key": "0123456789abcdef0123",
-        "models": [{"id": "stories", "kind": "llm", "path": "models/demo/stories260K.gguf"},
+        "models": [{"id": "stories", "kind": "llm", "path": "models/demo/stories260K.gguf", "n_ctx": 256,
+                    "n_parallel": 8, "chat_template": "llama3", "tokenizer": "tok.bin"},
                    {"id": "w", "kind": "whisper", "path": "/abs/w.bin"}],
         "prices": {"chat.completions": 2000, "pipelines.text_to_image": 50000, "images.generations": 0},
         "cache_price": 10,
@@ -40,7 +41,12 @@ TEST(server_config, every_contract_key_is_read) {
     EXPECT_EQ(c->admin_key, "0123456789abcdef0123");
     ASSERT_EQ(c->models.size(), 2u);
     EXPECT_EQ(c->models[0].path, std::filesystem::path("/etc/mm/models/demo/stories260K.gguf"));
+    EXPECT_EQ(c->models[0].n_ctx, 256);
+    EXPECT_EQ(c->models[0].n_parallel, 8);
+    EXPECT_EQ(c->models[0].chat_template, "llama3");
+    EXPECT_EQ(c->models[0].tokenizer, std::filesystem::path("/etc/mm/tok.bin"));
     EXPECT_EQ(c->models[1].kind, model_kind::whisper);
+    EXPECT_EQ(c->models[1].n_parallel, 4) << "the default";
     EXPECT_EQ(c->price("chat.completions"), 2000);
     EXPECT_EQ(c->price("pipelines.text_to_image"), 50000);
     EXPECT_EQ(c->price("completions"), 0);
@@ -66,6 +72,8 @@ TEST(server_config, errors_name_the_key) {
         {"model kind", R"({"models": [{"id": "a", "kind": "gpt", "path": "x"}]})", "models[0].kind: expected"},
         {"model missing path", R"({"models": [{"id": "a", "kind": "llm"}]})", "models[0].path: required"},
         {"model unknown key", R"({"models": [{"id": "a", "kind": "llm", "path": "x", "gpu": 1}]})", "models[0].gpu: unknown key"},
+        {"model n_ctx type", R"({"models": [{"id": "a", "kind": "llm", "path": "x", "n_ctx": "big"}]})", "models[0].n_ctx: expected an integer"},
+        {"model n_parallel range", R"({"models": [{"id": "a", "kind": "llm", "path": "x", "n_parallel": 0}]})", "models[0].n_parallel: expected 1..256"},
         {"duplicate model", R"({"models": [{"id": "a", "kind": "llm", "path": "x"}, {"id": "a", "kind": "llm", "path": "y"}]})", "models[1].id: duplicate"},
         {"unknown price endpoint", R"({"prices": {"chat.completion": 1}})", "prices.chat.completion: unknown endpoint"},
         {"negative price", R"({"prices": {"completions": -1}})", "prices.completions: expected 0.."},

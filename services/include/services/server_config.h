@@ -25,6 +25,12 @@ struct model_config {
     std::string id;
     model_kind kind = model_kind::llm;
     std::filesystem::path path;  // relative paths resolve against the config file's folder
+    // llm options (optional): a llama2.c checkpoint's tokenizer file, the serving context per sequence,
+    // sequences decoded together, and the chat format used when the model names none.
+    std::filesystem::path tokenizer{};
+    int64_t n_ctx = 0;       // 0: the model's own, at most 4096
+    int64_t n_parallel = 4;
+    std::string chat_template{};
 };
 
 struct limits_config {
