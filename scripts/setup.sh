@@ -18,6 +18,10 @@ packages=(
   libgtest-dev
   clang libclang-rt-14-dev   # libFuzzer + sanitizers for the fuzz targets
 )
+# The acceptance test drives the server with the official OpenAI SDK (npm); any Node.js >= 18 will do.
+if [[ "$mode" == test ]] && ! { command -v node && command -v npm; } >/dev/null; then
+  packages+=(nodejs npm)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -36,4 +40,5 @@ cmake --build build -j"$(nproc)"
 if [[ "$mode" == serve ]]; then
   exec ./build/services/mmserve serve "$@"
 fi
+(cd tests/acceptance && npm ci --no-audit --no-fund --loglevel=error)
 ctest --test-dir build --output-on-failure -j"$(nproc)"

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -24,6 +25,7 @@
 #include "clock.h"
 #include "key_hash.h"
 #include "meter.h"
+#include "model_loader.h"
 #include "services/metrics.h"
 #include "sqlite_ledger.h"
 #include "services/model_routes.h"
@@ -200,16 +202,14 @@ int serve(const std::vector<std::string_view>& args) {
     mm::services::meter meter({.config = *config, .book = **book, .time = clk, .server_secret = *secret,
                                .admin_key_hash = *admin_hash, .stats = &stats});
     mm::services::model_registry models;
-    for (const auto& m : config->models) {
-        models.add(m.id, m.kind);
-        // No stage is built into this binary yet, so nothing can load it: say so on /ready rather than "loading".
-        models.failed(m.id, "this build has no " + std::string(mm::services::model_kind_name(m.kind)) + " stage yet");
-        mm::log_error("model_not_loaded", {{"model", m.id}, {"reason", "no stage for its kind in this build"}});
-    }
+    for (const auto& m : config->models) models.add(m.id, m.kind);
+    mm::thread_pool pool;  // the one pool every stage computes on
+    mm::services::text_models text;
     auto routes = mm::services::server_routes();
     routes.push_back(mm::services::metrics_route(stats));
     for (auto& r : mm::services::model_routes(models)) routes.push_back(std::move(r));
     for (auto& r : mm::services::account_routes(meter)) routes.push_back(std::move(r));
+    for (auto& r : mm::services::text_routes(meter, text, models)) routes.push_back(std::move(r));
     mm::services::server srv(params, std::move(routes), &stats);
     if (status s = srv.start(); !s) {
         mm::log_error("server_start_failed", {{"error", s.to_string()}});
@@ -221,10 +221,13 @@ int serve(const std::vector<std::string_view>& args) {
     mm::log_info("server_listening", {{"address", srv.address()}, {"port", int{srv.port()}}, {"url", url}});
     std::printf("mmserve listening on %s\n", url.c_str());
     std::fflush(stdout);
+    // Models load beside the serving server: /ready answers 503 with their progress until all are in.
+    std::thread loader([&] { mm::services::load_models(*config, models, text, pool); });
 
     signal_ioc.run();
     mm::log_info("server_stopping", {{"signal", stop_signal == SIGINT ? "SIGINT" : "SIGTERM"}});
     srv.stop();
+    loader.join();
     mm::log_info("server_stopped", {{"url", url}});
     return 0;
 }

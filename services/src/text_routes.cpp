@@ -1,0 +1,432 @@
+// text_routes: OpenAI chat and completions over the text stages. Parsing names the offending field in every
+// error; answers and stream chunks carry OpenAI's fields in OpenAI's order.
+#include "text_routes.h"
+
+#include <ctime>
+#include <mutex>
+
+#include <nlohmann/json.hpp>
+
+#include "services/http_errors.h"
+#include "text/stop_filter.h"
+
+namespace mm::services {
+namespace {
+
+using json = nlohmann::ordered_json;
+using text::text_stage;
+namespace http = boost::beast::http;
+
+enum class api { chat, completions };
+
+status bad(const std::string& param, const std::string& message) {
+    return status(errc::invalid_argument, "'" + param + "': " + message);
+}
+
+struct parsed {
+    text_stage* stage = nullptr;
+    std::string model;
+    text::generate_request gen;
+    bool stream = false;
+    bool include_usage = false;
+    bool logprobs = false;  // chat: logprobs true; completions: logprobs given
+};
+
+// Typed optional fields; absent or null leaves out untouched.
+template <class T>
+status read(const nlohmann::json& body, const char* key, T& out) {
+    auto it = body.find(key);
+    if (it == body.end() || it->is_null()) return ok_status();
+    if constexpr (std::is_same_v<T, bool>) {
+        if (!it->is_boolean()) return bad(key, "expected a boolean");
+    } else if constexpr (std::is_integral_v<T>) {
+        if (!it->is_number_integer()) return bad(key, "expected an integer");
+    } else if constexpr (std::is_floating_point_v<T>) {
+        if (!it->is_number()) return bad(key, "expected a number");
+    } else {
+        if (!it->is_string()) return bad(key, "expected a string");
+    }
+    try {
+        out = it->get<T>();
+    } catch (const std::exception&) {
+        return bad(key, "out of range");
+    }
+    return ok_status();
+}
+
+result<std::vector<text::chat_message>> read_messages(const nlohmann::json& body) {
+    auto it = body.find("messages");
+    if (it == body.end() || !it->is_array() || it->empty()) return bad("messages", "expected a non-empty array of messages");
+    std::vector<text::chat_message> out;
+    for (size_t i = 0; i < it->size(); ++i) {
+        const auto& m = (*it)[i];
+        const std::string at = "messages[" + std::to_string(i) + "]";
+        if (!m.is_object()) return bad(at, "expected an object");
+        auto role = m.find("role");
+        if (role == m.end() || !role->is_string()) return bad(at + ".role", "expected a string");
+        text::chat_message msg{role->get<std::string>(), ""};
+        auto content = m.find("content");
+        if (content == m.end() || content->is_null()) {
+            if (msg.role != "assistant") return bad(at + ".content", "required");
+        } else if (content->is_string()) {
+            msg.content = content->get<std::string>();
+        } else if (content->is_array()) {
+            for (size_t j = 0; j < content->size(); ++j) {
+                const auto& part = (*content)[j];
+                const std::string pat = at + ".content[" + std::to_string(j) + "]";
+                if (!part.is_object() || !part.contains("type") || !part["type"].is_string())
+                    return bad(pat, "expected a content part with a type");
+                if (part["type"] != "text") return bad(pat + ".type", "only text parts are supported by this model");
+                if (!part.contains("text") || !part["text"].is_string()) return bad(pat + ".text", "expected a string");
+                msg.content += part["text"].get<std::string>();
+            }
+        } else {
+            return bad(at + ".content", "expected a string or an array of content parts");
+        }
+        out.push_back(std::move(msg));
+    }
+    return out;
+}
+
+result<parsed> parse(api kind, const std::string& body_text, const text_models& stages, const model_registry& registry) {
+    const nlohmann::json body = nlohmann::json::parse(body_text, nullptr, false);
+    if (body.is_discarded() || !body.is_object())
+        return status(errc::invalid_argument, "We could not parse the JSON body of your request: expected a JSON object.");
+    parsed p;
+    MM_TRY(read(body, "model", p.model));
+    if (p.model.empty()) return bad("model", "required: the id of a model from GET /v1/models");
+    p.stage = stages.find(p.model);
+    if (!p.stage) {
+        if (auto e = registry.find(p.model); e && e->kind == model_kind::llm && e->state == model_state::loading)
+            return status(errc::overloaded, "The model '" + p.model + "' is still loading (" + std::to_string(e->done) +
+                                                " of " + std::to_string(e->total) + " bytes); see GET /ready.");
+        const std::vector<std::string> loaded = stages.ids();
+        if (loaded.empty())
+            return status(errc::model_not_found,
+                          "The model '" + p.model + "' does not exist: this server has no text model. Add one to the "
+                          "config's \"models\" list, e.g. {\"id\": \"stories\", \"kind\": \"llm\", \"path\": \"model.gguf\"}.");
+        std::string ids;
+        for (const auto& id : loaded) ids += (ids.empty() ? "" : ", ") + id;
+        return status(errc::model_not_found, "The model '" + p.model + "' does not exist. Text models here: " + ids + ".");
+    }
+    text::generate_request& g = p.gen;
+    text::sampling_params& sp = g.sampling;
+
+    // Sampling, as OpenAI names it, plus llama.cpp's common extras (top_k, min_p, repetition_penalty).
+    MM_TRY(read(body, "temperature", sp.temperature));
+    MM_TRY(read(body, "top_p", sp.top_p));
+    MM_TRY(read(body, "top_k", sp.top_k));
+    MM_TRY(read(body, "min_p", sp.min_p));
+    MM_TRY(read(body, "frequency_penalty", sp.frequency_penalty));
+    MM_TRY(read(body, "presence_penalty", sp.presence_penalty));
+    MM_TRY(read(body, "repetition_penalty", sp.repetition_penalty));
+    int64_t seed = 0;
+    MM_TRY(read(body, "seed", seed));
+    sp.seed = static_cast<uint64_t>(seed);
+    if (auto lb = body.find("logit_bias"); lb != body.end() && !lb->is_null()) {
+        if (!lb->is_object()) return bad("logit_bias", "expected an object of token id -> bias");
+        for (auto it = lb->begin(); it != lb->end(); ++it) {
+            int32_t id = -1;
+            try {
+                size_t used = 0;
+                id = std::stoi(it.key(), &used);
+                if (used != it.key().size()) id = -1;
+            } catch (const std::exception&) {
+            }
+            if (id < 0 || !it->is_number()) return bad("logit_bias", "keys are token ids, values numbers");
+            sp.logit_bias[id] = it->get<float>();
+        }
+    }
+    int64_t n = 1;
+    MM_TRY(read(body, "n", n));
+    if (n != 1) return bad("n", "only n = 1 is supported");
+    MM_TRY(read(body, "stream", p.stream));
+    if (auto so = body.find("stream_options"); so != body.end() && !so->is_null()) {
+        if (!so->is_object()) return bad("stream_options", "expected an object");
+        MM_TRY(read(*so, "include_usage", p.include_usage));
+    }
+    if (auto st = body.find("stop"); st != body.end() && !st->is_null()) {
+        if (st->is_string()) {
+            g.stop.push_back(st->get<std::string>());
+        } else if (st->is_array()) {
+            for (const auto& s : *st) {
+                if (!s.is_string()) return bad("stop", "expected a string or an array of strings");
+                g.stop.push_back(s.get<std::string>());
+            }
+        } else {
+            return bad("stop", "expected a string or an array of strings");
+        }
+        if (g.stop.size() > 4) return bad("stop", "at most 4 stop sequences");
+    }
+    int64_t max_tokens = kind == api::completions ? 16 : 0;  // OpenAI's defaults: 16 / until the context ends
+    MM_TRY(read(body, "max_tokens", max_tokens));
+    MM_TRY(read(body, "max_completion_tokens", max_tokens));
+    if (max_tokens < 0 || max_tokens > (1 << 24)) return bad("max_tokens", "must be >= 0");
+    g.max_tokens = static_cast<int>(max_tokens);
+    if (auto rf = body.find("response_format"); rf != body.end() && !rf->is_null()) {
+        if (!rf->is_object() || !rf->contains("type")) return bad("response_format", "expected {\"type\": ...}");
+        if ((*rf)["type"] != "text")
+            return status(errc::unsupported, "'response_format': only {\"type\": \"text\"} is supported by this server yet");
+    }
+    if (auto tools = body.find("tools"); tools != body.end() && !tools->is_null() && !(tools->is_array() && tools->empty()))
+        return status(errc::unsupported, "'tools': tool calls are not supported by this server yet");
+
+    if (kind == api::chat) {
+        MM_TRY(read(body, "logprobs", p.logprobs));
+        int64_t top = 0;
+        MM_TRY(read(body, "top_logprobs", top));
+        if (top < 0 || top > 20) return bad("top_logprobs", "must be between 0 and 20");
+        if (top > 0 && !p.logprobs) return bad("top_logprobs", "requires logprobs: true");
+        if (p.logprobs) g.top_logprobs = static_cast<int>(top);
+        MM_ASSIGN(auto messages, read_messages(body));
+        MM_ASSIGN(g.prompt, p.stage->chat_prompt(messages));
+    } else {
+        int64_t lp = -1;
+        if (body.contains("logprobs") && !body["logprobs"].is_null()) {
+            MM_TRY(read(body, "logprobs", lp));
+            if (lp < 0 || lp > 20) return bad("logprobs", "must be between 0 and 20");
+            p.logprobs = true;
+            g.top_logprobs = static_cast<int>(lp);
+        }
+        auto pr = body.find("prompt");
+        if (pr == body.end() || pr->is_null()) return bad("prompt", "required");
+        auto ints = [](const nlohmann::json& a) {
+            for (const auto& v : a)
+                if (!v.is_number_integer()) return false;
+            return true;
+        };
+        if (pr->is_string()) {
+            g.prompt = p.stage->tokenize(pr->get<std::string>(), true, true);
+        } else if (pr->is_array() && pr->size() == 1 && (*pr)[0].is_string()) {
+            g.prompt = p.stage->tokenize((*pr)[0].get<std::string>(), true, true);
+        } else if (pr->is_array() && !pr->empty() && ints(*pr)) {
+            for (const auto& v : *pr) g.prompt.push_back(v.get<int32_t>());
+        } else if (pr->is_array() && pr->size() == 1 && (*pr)[0].is_array() && ints((*pr)[0])) {
+            for (const auto& v : (*pr)[0]) g.prompt.push_back(v.get<int32_t>());
+        } else {
+            return bad("prompt", "expected a string, or one prompt as an array (of one string or of token ids)");
+        }
+    }
+    return p;
+}
+
+std::string completion_id(api kind) { return (kind == api::chat ? "chatcmpl-" : "cmpl-") + request_id_generate().substr(4); }
+
+json token_bytes(const std::string& piece) {
+    json b = json::array();
+    for (unsigned char c : piece) b.push_back(c);
+    return b;
+}
+
+// Logprobs in the shape of each API, built as tokens arrive.
+struct logprob_log {
+    json chat_content = json::array();                // chat: [{token, logprob, bytes, top_logprobs}]
+    json tokens = json::array(), token_logprobs = json::array(), top = json::array(), offsets = json::array();
+    size_t text_offset = 0;
+
+    json chat_entry(const text_stage& s, const text::generated_token& t) {
+        const std::string piece = s.piece(t.id);
+        json top_list = json::array();
+        for (const auto& a : t.top) {
+            const std::string ap = s.piece(a.id);
+            top_list.push_back({{"token", text::utf8_sanitize(ap)}, {"logprob", a.logprob}, {"bytes", token_bytes(ap)}});
+        }
+        return {{"token", text::utf8_sanitize(piece)}, {"logprob", t.logprob ? t.logprob->logprob : 0.0f},
+                {"bytes", token_bytes(piece)}, {"top_logprobs", top_list}};
+    }
+    json completion_entry(const text_stage& s, const text::generated_token& t, size_t offset) {
+        json top_map = json::object();
+        for (const auto& a : t.top) top_map[text::utf8_sanitize(s.piece(a.id))] = a.logprob;
+        return {{"tokens", json::array({text::utf8_sanitize(s.piece(t.id))})},
+                {"token_logprobs", json::array({t.logprob ? t.logprob->logprob : 0.0f})},
+                {"top_logprobs", json::array({top_map})},
+                {"text_offset", json::array({offset})}};
+    }
+    void add(api kind, const text_stage& s, const text::generated_token& t) {
+        if (kind == api::chat) {
+            chat_content.push_back(chat_entry(s, t));
+            return;
+        }
+        json e = completion_entry(s, t, text_offset);
+        tokens.push_back(e["tokens"][0]);
+        token_logprobs.push_back(e["token_logprobs"][0]);
+        top.push_back(e["top_logprobs"][0]);
+        offsets.push_back(text_offset);
+        text_offset += t.text.size();
+    }
+    json done(api kind) const {
+        if (kind == api::chat) return {{"content", chat_content}};
+        return {{"tokens", tokens}, {"token_logprobs", token_logprobs}, {"top_logprobs", top}, {"text_offset", offsets}};
+    }
+};
+
+json usage_of(const text::generate_result& r) {
+    return {{"prompt_tokens", r.prompt_tokens},
+            {"completion_tokens", r.completion_tokens},
+            {"total_tokens", r.prompt_tokens + r.completion_tokens}};
+}
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string sse(const json& j) { return "data: " + dump(j) + "\n\n"; }
+
+std::vector<std::pair<std::string, std::string>> retry_headers(const status& s) {
+    if (s.code() == errc::queue_full) return {{"Retry-After", "1"}};
+    return {};
+}
+
+// One request: parse, submit, and answer whole or as a stream.
+void run(api kind, const text_models& stages, const model_registry& registry, std::shared_ptr<const http_request> req,
+         std::shared_ptr<responder> out) {
+    auto p = parse(kind, req->body(), stages, registry);
+    if (!p) return out->reply(error_reply(p.error()));
+    p->gen.cancel = out->cancel();
+
+    struct state {
+        api kind = api::chat;
+        text_stage* stage = nullptr;
+        std::shared_ptr<responder> out;
+        std::string id, model;
+        int64_t created = 0;
+        bool stream = false, include_usage = false, logprobs = false;
+        logprob_log lp;
+        std::mutex mu;           // orders the head before the engine's first write
+        bool head_sent = false;  // guarded by mu
+    };
+    auto st = std::make_shared<state>();
+    st->kind = kind;
+    st->stage = p->stage;
+    st->out = out;
+    st->id = completion_id(kind);
+    st->model = p->model;
+    st->created = static_cast<int64_t>(std::time(nullptr));
+    st->stream = p->stream;
+    st->include_usage = p->include_usage;
+    st->logprobs = p->logprobs;
+    const char* object = kind == api::chat ? (st->stream ? "chat.completion.chunk" : "chat.completion")
+                                           : "text_completion";
+    auto chunk = [st, object](json choice) {
+        json c = {{"id", st->id}, {"object", object}, {"created", st->created}, {"model", st->model},
+                  {"system_fingerprint", nullptr}, {"choices", json::array({std::move(choice)})}};
+        return c;
+    };
+
+    // The stream's head goes out once the engine has accepted the request (a refusal is a plain 429/400),
+    // and before the engine's first write, whichever thread gets there first.
+    auto head = [st, chunk] {
+        std::lock_guard lock(st->mu);
+        if (st->head_sent) return;
+        st->head_sent = true;
+        st->out->stream_begin({.content_type = "text/event-stream", .headers = {{"Cache-Control", "no-cache"}}});
+        if (st->kind == api::chat)
+            st->out->stream_write(sse(chunk({{"index", 0}, {"delta", {{"role", "assistant"}, {"content", ""}}},
+                                             {"logprobs", nullptr}, {"finish_reason", nullptr}})));
+    };
+    text::on_token_fn on_token;
+    if (st->stream) {
+        on_token = [st, chunk, head](const text::generated_token& t) {
+            head();
+            if (t.text.empty() && !st->logprobs) return;
+            json lp = nullptr;
+            if (st->logprobs)
+                lp = st->kind == api::chat ? json{{"content", json::array({st->lp.chat_entry(*st->stage, t)})}}
+                                           : st->lp.completion_entry(*st->stage, t, st->lp.text_offset);
+            st->lp.text_offset += t.text.size();
+            if (st->kind == api::chat)
+                st->out->stream_write(sse(chunk({{"index", 0}, {"delta", {{"content", t.text}}}, {"logprobs", lp},
+                                                 {"finish_reason", nullptr}})));
+            else
+                st->out->stream_write(sse(chunk({{"text", t.text}, {"index", 0}, {"logprobs", lp}, {"finish_reason", nullptr}})));
+        };
+    } else {
+        on_token = [st](const text::generated_token& t) {
+            if (st->logprobs) st->lp.add(st->kind, *st->stage, t);
+        };
+    }
+
+    auto on_done = [st, chunk, head](result<text::generate_result> r) {
+        if (st->stream) head();
+        if (!r || r->reason == text::finish_reason::cancelled) {
+            const status why = r ? status(errc::cancelled, "the request was cancelled") : r.error();
+            if (!st->stream) return st->out->reply(error_reply(why));
+            // The head is out: the error travels as an event, and the meter voids (cancel or failure).
+            st->out->stream_write(sse(json::parse(http_error_body(why))));
+            return st->out->stream_end();
+        }
+        const char* finish = text::finish_reason_name(r->reason);
+        if (st->stream) {
+            if (st->kind == api::chat)
+                st->out->stream_write(sse(chunk({{"index", 0}, {"delta", json::object()}, {"logprobs", nullptr},
+                                                 {"finish_reason", finish}})));
+            else
+                st->out->stream_write(sse(chunk({{"text", ""}, {"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish}})));
+            if (st->include_usage) {
+                json u = chunk(nullptr);
+                u["choices"] = json::array();
+                u["usage"] = usage_of(*r);
+                st->out->stream_write(sse(u));
+            }
+            st->out->stream_write("data: [DONE]\n\n");
+            return st->out->stream_end();
+        }
+        json choice;
+        if (st->kind == api::chat)
+            choice = {{"index", 0}, {"message", {{"role", "assistant"}, {"content", r->text}, {"refusal", nullptr}}},
+                      {"logprobs", st->logprobs ? st->lp.done(st->kind) : json(nullptr)}, {"finish_reason", finish}};
+        else
+            choice = {{"text", r->text}, {"index", 0}, {"logprobs", st->logprobs ? st->lp.done(st->kind) : json(nullptr)},
+                      {"finish_reason", finish}};
+        json body = chunk(std::move(choice));
+        body["usage"] = usage_of(*r);
+        st->out->reply(route_reply{.body = dump(body)});
+    };
+
+    if (status s = st->stage->submit(std::move(p->gen), std::move(on_token), std::move(on_done)); !s)
+        return st->out->reply(error_reply(s, retry_headers(s)));
+    if (st->stream) head();
+}
+
+// A request is deterministic (and its answer cacheable) when it samples greedily or fixes its seed.
+std::optional<std::string> deterministic(const http_request& req) {
+    const nlohmann::json body = nlohmann::json::parse(req.body(), nullptr, false);
+    if (!body.is_object()) return std::nullopt;
+    const auto t = body.find("temperature");
+    const bool greedy = t != body.end() && t->is_number() && t->get<double>() == 0.0;
+    const bool seeded = body.contains("seed") && body["seed"].is_number_integer();
+    if (!greedy && !seeded) return std::nullopt;
+    return body.dump();  // keys sorted: the same request in any key order is one entry
+}
+
+}  // namespace
+
+void text_models::add(std::unique_ptr<text::text_stage> s) {
+    std::lock_guard lock(mu_);
+    stages_.push_back(std::move(s));
+}
+
+text::text_stage* text_models::find(std::string_view id) const {
+    std::lock_guard lock(mu_);
+    for (const auto& s : stages_)
+        if (s->id() == id) return s.get();
+    return nullptr;
+}
+
+std::vector<std::string> text_models::ids() const {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> out;
+    for (const auto& s : stages_) out.push_back(s->id());
+    return out;
+}
+
+std::vector<route> text_routes(meter& m, const text_models& stages, const model_registry& registry) {
+    auto handler = [&stages, &registry](api kind) {
+        return [&stages, &registry, kind](std::shared_ptr<const http_request> req, std::shared_ptr<responder> out) {
+            run(kind, stages, registry, std::move(req), std::move(out));
+        };
+    };
+    return {
+        {http::verb::post, "/v1/chat/completions", nullptr, m.metered("chat.completions", handler(api::chat), deterministic)},
+        {http::verb::post, "/v1/completions", nullptr, m.metered("completions", handler(api::completions), deterministic)},
+    };
+}
+
+}  // namespace mm::services

@@ -1,0 +1,263 @@
+// /v1/chat/completions and /v1/completions through a real server, meter and the stories260K text stage:
+// shapes, streaming, errors, billing, the response cache and client disconnects.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "account_routes.h"
+#include "key_hash.h"
+#include "meter.h"
+#include "services/model_routes.h"
+#include "services/server.h"
+#include "sqlite_ledger.h"
+#include "test_client.h"
+#include "text_routes.h"
+
+namespace mm::services {
+namespace {
+
+using json = nlohmann::json;
+using mm::test::test_client;
+namespace fs = std::filesystem;
+namespace http = boost::beast::http;
+
+constexpr const char* k_admin = "admin-key-for-text-tests-0123";
+constexpr micros k_price = 1000;
+const fs::path k_model = fs::path(MM_SHARED_DIR) / "models" / "text" / "stories260K-f32.gguf";
+
+json golden(const std::string& name) {
+    std::ifstream in(fs::path(MM_SHARED_DIR) / "golden" / "text" / name);
+    return json::parse(in);
+}
+
+struct fixture {
+    fs::path dir;
+    system_clock clk;
+    std::unique_ptr<sqlite_ledger> book;
+    server_config config;
+    std::unique_ptr<meter> m;
+    thread_pool pool{2};
+    model_registry registry;
+    text_models text;
+    std::unique_ptr<server> srv;
+    std::string key;
+
+    explicit fixture(int n_ctx = 128) {
+        dir = fs::temp_directory_path() / ("mm_text_routes_" + std::to_string(::getpid()) + "_" + request_id_generate());
+        fs::create_directories(dir);
+        auto secret = server_secret_load_or_create(dir);
+        auto opened = sqlite_ledger::open({.path = dir / "ledger.sqlite3", .server_secret = *secret, .clk = &clk});
+        EXPECT_TRUE(opened);
+        book = std::move(*opened);
+        config.prices["chat.completions"] = k_price;
+        config.prices["completions"] = k_price;
+        m = std::make_unique<meter>(meter_params{.config = config, .book = *book, .time = clk, .server_secret = *secret,
+                                                 .admin_key_hash = key_hash(*secret, k_admin)});
+        registry.add("stories", model_kind::llm);
+        auto stage = text::text_stage::load({.id = "stories", .path = k_model, .n_parallel = 2, .n_ctx = n_ctx, .max_queue = 4},
+                                            pool);
+        EXPECT_TRUE(stage) << stage.error().to_string();
+        text.add(std::move(*stage));
+        registry.ready("stories", 1);
+        auto table = server_routes();
+        for (auto& r : account_routes(*m)) table.push_back(std::move(r));
+        for (auto& r : model_routes(registry)) table.push_back(std::move(r));
+        for (auto& r : text_routes(*m, text, registry)) table.push_back(std::move(r));
+        server_params p;
+        p.host = "127.0.0.1";
+        p.port = 0;
+        srv = std::make_unique<server>(p, std::move(table));
+        EXPECT_TRUE(srv->start());
+        auto a = call("POST", "/v1/admin/keys", json{{"user", "u"}, {"budget", 1'000'000}}.dump(), k_admin);
+        key = a.body.value("key", "");
+    }
+    ~fixture() {
+        srv->stop();
+        srv.reset();
+        m.reset();
+        book.reset();
+        fs::remove_all(dir);
+    }
+
+    struct answer {
+        unsigned status = 0;
+        json body;
+        http::response<http::string_body> raw;
+    };
+    answer call(const std::string& method, const std::string& target, const std::string& body, std::string auth = "") {
+        if (auth.empty()) auth = key;
+        test_client c(srv->port());
+        const std::string req = method + " " + target + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + auth +
+                                "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+                                "\r\n\r\n" + body;
+        auto res = c.request(req);
+        if (!res) return {};
+        return {res->result_int(), json::parse(res->body(), nullptr, false), *res};
+    }
+    micros spent() { return call("GET", "/v1/me", "").body["key_budget"]["spent"].get<micros>(); }
+};
+
+// The SSE events of a body: the JSON of each "data:" line, and whether it ended with [DONE].
+std::pair<std::vector<json>, bool> events(const std::string& body) {
+    std::vector<json> out;
+    bool done = false;
+    size_t at = 0;
+    while ((at = body.find("data: ", at)) != std::string::npos) {
+        const size_t end = body.find("\n\n", at);
+        const std::string data = body.substr(at + 6, end - at - 6);
+        if (data == "[DONE]") done = true;
+        else out.push_back(json::parse(data));
+        at = end;
+    }
+    return {out, done};
+}
+
+TEST(text_routes, a_greedy_completion_is_llama_servers_text_with_usage_and_one_charge) {
+    fixture f;
+    const json c = golden("server_greedy_f32.json")["cases"][1];  // once_upon
+    auto a = f.call("POST", "/v1/completions",
+                    json{{"model", "stories"}, {"prompt", c["prompt"]}, {"max_tokens", 12}, {"temperature", 0}}.dump());
+    ASSERT_EQ(a.status, 200u) << a.body.dump();
+    EXPECT_EQ(a.body["object"], "text_completion");
+    EXPECT_EQ(a.body["model"], "stories");
+    EXPECT_TRUE(a.body["id"].get<std::string>().starts_with("cmpl-"));
+    const std::string want_prefix = c["content"].get<std::string>();
+    const std::string text = a.body["choices"][0]["text"];
+    EXPECT_EQ(want_prefix.substr(0, text.size()), text) << "the first 12 tokens of llama-server's greedy run";
+    EXPECT_FALSE(text.empty());
+    EXPECT_EQ(a.body["choices"][0]["finish_reason"], "length");
+    EXPECT_EQ(a.body["usage"]["prompt_tokens"], c["prompt_ids"].size());
+    EXPECT_EQ(a.body["usage"]["completion_tokens"], 12);
+    EXPECT_EQ(a.body["usage"]["total_tokens"], c["prompt_ids"].size() + 12);
+    EXPECT_EQ(f.spent(), k_price);
+}
+
+TEST(text_routes, a_streamed_chat_adds_up_to_the_whole_answer) {
+    fixture f;
+    const json req = {{"model", "stories"}, {"messages", {{{"role", "user"}, {"content", "Lily saw a dog"}}}},
+                      {"max_tokens", 20}, {"temperature", 0}};
+    auto whole = f.call("POST", "/v1/chat/completions", req.dump());
+    ASSERT_EQ(whole.status, 200u) << whole.body.dump();
+    EXPECT_EQ(whole.body["object"], "chat.completion");
+    EXPECT_EQ(whole.body["choices"][0]["message"]["role"], "assistant");
+
+    json sreq = req;
+    sreq["stream"] = true;
+    sreq["stream_options"] = {{"include_usage", true}};
+    auto streamed = f.call("POST", "/v1/chat/completions", sreq.dump());
+    ASSERT_EQ(streamed.status, 200u);
+    EXPECT_EQ(streamed.raw[http::field::content_type], "text/event-stream");
+    auto [evs, done] = events(streamed.raw.body());
+    EXPECT_TRUE(done) << "ends with data: [DONE]";
+    ASSERT_GE(evs.size(), 3u);
+    EXPECT_EQ(evs.front()["choices"][0]["delta"]["role"], "assistant");
+    std::string content;
+    std::string finish;
+    for (const auto& e : evs) {
+        EXPECT_EQ(e["object"], "chat.completion.chunk");
+        EXPECT_EQ(e["id"], evs.front()["id"]) << "one id for the whole stream";
+        for (const auto& ch : e["choices"]) {
+            if (ch["delta"].contains("content")) content += ch["delta"]["content"].get<std::string>();
+            if (!ch["finish_reason"].is_null()) finish = ch["finish_reason"];
+        }
+    }
+    EXPECT_EQ(content, whole.body["choices"][0]["message"]["content"]);
+    EXPECT_EQ(finish, "length");
+    EXPECT_TRUE(evs.back()["choices"].empty());
+    EXPECT_EQ(evs.back()["usage"], whole.body["usage"]);
+    EXPECT_EQ(f.spent(), 2 * k_price) << "streamed and whole are different requests, each billed once";
+    // The same greedy request again is answered from the response cache (cache_price 0), byte for byte.
+    auto again = f.call("POST", "/v1/chat/completions", req.dump());
+    ASSERT_EQ(again.status, 200u);
+    EXPECT_EQ(again.raw["x-mmserve-cache"], "hit");
+    EXPECT_EQ(again.raw.body(), whole.raw.body());
+    EXPECT_EQ(f.spent(), 2 * k_price);
+}
+
+TEST(text_routes, bad_requests_get_openai_errors_and_cost_nothing) {
+    fixture f;
+    struct row { const char* name; const char* path; std::string body; unsigned status; std::string code; std::string in_message; };
+    const row rows[] = {
+        {"not json", "/v1/completions", "{nope", 400, "", "JSON"},
+        {"no model", "/v1/completions", R"({"prompt":"x"})", 400, "", "model"},
+        {"unknown model", "/v1/completions", R"({"model":"gpt-9","prompt":"x"})", 404, "model_not_found", "stories"},
+        {"no prompt", "/v1/completions", R"({"model":"stories"})", 400, "", "prompt"},
+        {"wrong type", "/v1/completions", R"({"model":"stories","prompt":"x","max_tokens":"lots"})", 400, "", "max_tokens"},
+        {"hot", "/v1/completions", R"({"model":"stories","prompt":"x","temperature":3})", 400, "", "temperature"},
+        {"n", "/v1/completions", R"({"model":"stories","prompt":"x","n":2})", 400, "", "n"},
+        {"too long", "/v1/completions", R"({"model":"stories","prompt":"x","max_tokens":500})", 400, "context_length_exceeded", "context"},
+        {"no messages", "/v1/chat/completions", R"({"model":"stories","messages":[]})", 400, "", "messages"},
+        {"bad role", "/v1/chat/completions", R"({"model":"stories","messages":[{"role":"king","content":"x"}]})", 400, "", "role"},
+        {"image part", "/v1/chat/completions",
+         R"({"model":"stories","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]})", 400, "", "text"},
+        {"top_logprobs without logprobs", "/v1/chat/completions",
+         R"({"model":"stories","messages":[{"role":"user","content":"x"}],"top_logprobs":2})", 400, "", "logprobs"},
+    };
+    for (const auto& r : rows) {
+        auto a = f.call("POST", r.path, r.body);
+        EXPECT_EQ(a.status, r.status) << r.name << ": " << a.body.dump();
+        ASSERT_TRUE(a.body.contains("error")) << r.name;
+        EXPECT_NE(a.body["error"]["message"].get<std::string>().find(r.in_message), std::string::npos)
+            << r.name << ": " << a.body["error"]["message"];
+        if (!r.code.empty()) EXPECT_EQ(a.body["error"]["code"], r.code) << r.name;
+    }
+    EXPECT_EQ(f.spent(), 0);
+    EXPECT_EQ(f.call("POST", "/v1/completions", R"({"model":"stories","prompt":"x"})", "sk-wrong").status, 401u);
+}
+
+TEST(text_routes, logprobs_have_openais_shapes) {
+    fixture f;
+    auto chat = f.call("POST", "/v1/chat/completions",
+                       R"({"model":"stories","messages":[{"role":"user","content":"Hi"}],"max_tokens":4,"temperature":0,
+                           "logprobs":true,"top_logprobs":3})");
+    ASSERT_EQ(chat.status, 200u) << chat.body.dump();
+    const json& content = chat.body["choices"][0]["logprobs"]["content"];
+    ASSERT_EQ(content.size(), 4u);
+    for (const auto& t : content) {
+        EXPECT_LE(t["logprob"].get<double>(), 0.0);
+        ASSERT_EQ(t["top_logprobs"].size(), 3u);
+        EXPECT_EQ(t["top_logprobs"][0]["token"], t["token"]) << "greedy: the chosen token is the top one";
+        EXPECT_TRUE(t["bytes"].is_array());
+    }
+    auto comp = f.call("POST", "/v1/completions",
+                       R"({"model":"stories","prompt":"Once","max_tokens":3,"temperature":0,"logprobs":2})");
+    ASSERT_EQ(comp.status, 200u) << comp.body.dump();
+    const json& lp = comp.body["choices"][0]["logprobs"];
+    EXPECT_EQ(lp["tokens"].size(), 3u);
+    EXPECT_EQ(lp["token_logprobs"].size(), 3u);
+    EXPECT_EQ(lp["top_logprobs"][0].size(), 2u);
+    EXPECT_EQ(lp["text_offset"][0], 0);
+}
+
+TEST(text_routes, a_client_that_leaves_mid_stream_stops_generation_and_is_not_billed) {
+    fixture f(4096);  // room for a generation far longer than the client stays (4000 steps: ~seconds)
+    test_client c(f.srv->port());
+    const std::string body = R"({"model":"stories","prompt":"Once upon a time","max_tokens":4000,"stream":true,"seed":3})";
+    ASSERT_FALSE(c.write("POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + f.key +
+                         "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+                         "\r\n\r\n" + body));
+    auto first = c.read_raw();
+    ASSERT_TRUE(first);
+    c.close();
+    // Bounded wait for the stage to notice; the answer was never complete, so nothing is committed.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    json usage;
+    while (std::chrono::steady_clock::now() < deadline) {
+        usage = f.call("GET", "/v1/usage?group_by=outcome", "").body;
+        if (usage["data"].size() == 1 && usage["data"][0]["group"] != "pending") break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ASSERT_EQ(usage["data"].size(), 1u) << usage.dump();
+    EXPECT_EQ(usage["data"][0]["group"], "cancelled");
+    EXPECT_EQ(f.spent(), 0);
+    EXPECT_EQ(f.text.find("stories")->running(), 0);
+}
+
+}  // namespace
+}  // namespace mm::services

@@ -1,0 +1,219 @@
+// text_engine: generation through the scheduler matches the goldens token for token and text for text,
+// alone and with other requests in the same steps; limits, cancellation and stop strings.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <fstream>
+#include <future>
+#include <mutex>
+
+#include <nlohmann/json.hpp>
+
+#include "common/gguf.h"
+#include "text/llama_model.h"
+#include "text/text_engine.h"
+#include "text/tokenizer.h"
+
+namespace mm::text {
+namespace {
+
+using json = nlohmann::json;
+const std::filesystem::path k_models = std::filesystem::path(MM_SHARED_DIR) / "models" / "text";
+const std::filesystem::path k_golden = std::filesystem::path(MM_SHARED_DIR) / "golden" / "text";
+
+json load_json(const std::string& name) {
+    std::ifstream in(k_golden / name);
+    return json::parse(in);
+}
+
+struct fixture {
+    std::optional<gguf_file> file;
+    std::shared_ptr<const llama_model> model;
+    std::shared_ptr<const tokenizer> vocab;
+    thread_pool pool{2};
+
+    fixture() {
+        auto f = gguf_open(k_models / "stories260K-f32.gguf");
+        EXPECT_TRUE(f);
+        file.emplace(std::move(*f));
+        auto m = llama_load_gguf(*file);
+        EXPECT_TRUE(m);
+        model = *m;
+        auto t = tokenizer::from_gguf(*file);
+        EXPECT_TRUE(t);
+        vocab = std::make_shared<const tokenizer>(std::move(*t));
+    }
+};
+
+// What one request produced, gathered from its callbacks.
+struct outcome {
+    std::vector<int32_t> ids;
+    std::string streamed;
+    std::optional<result<generate_result>> done;
+    std::mutex mu;
+    std::condition_variable cv;
+
+    on_token_fn token_fn() {
+        return [this](const generated_token& t) {
+            std::lock_guard lock(mu);
+            ids.push_back(t.id);
+            streamed += t.text;
+        };
+    }
+    on_done_fn done_fn() {
+        return [this](result<generate_result> r) {
+            std::lock_guard lock(mu);
+            done.emplace(std::move(r));
+            cv.notify_all();
+        };
+    }
+    const result<generate_result>& wait() {
+        std::unique_lock lock(mu);
+        EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return done.has_value(); })) << "no on_done";
+        return *done;
+    }
+};
+
+generate_request greedy_request(std::vector<int32_t> prompt, int max_tokens) {
+    generate_request r;
+    r.prompt = std::move(prompt);
+    r.sampling.temperature = 0.0f;
+    r.max_tokens = max_tokens;
+    r.ignore_eos = true;  // llama-server's goldens run to n_predict
+    return r;
+}
+
+// llama-server's ids and text for every case, through the engine, with all four requests in flight at once
+// on two slots (so requests queue, join mid-way and decode beside each other).
+TEST(text_engine, greedy_runs_match_llama_server_ids_and_text_alone_and_together) {
+    fixture f;
+    const json server = load_json("server_greedy_f32.json");
+    for (int n_parallel : {1, 2, 4}) {
+        text_engine e(f.model, f.vocab, f.pool, {.n_parallel = n_parallel, .n_ctx = 256, .max_queue = 8});
+        std::vector<std::unique_ptr<outcome>> outs;
+        for (const json& c : server["cases"]) {
+            outs.push_back(std::make_unique<outcome>());
+            ASSERT_TRUE(e.submit(greedy_request(c["prompt_ids"].get<std::vector<int32_t>>(), c["n_predict"].get<int>()),
+                                 outs.back()->token_fn(), outs.back()->done_fn()));
+        }
+        size_t i = 0;
+        for (const json& c : server["cases"]) {
+            outcome& o = *outs[i++];
+            const auto& r = o.wait();
+            ASSERT_TRUE(r) << r.error().to_string();
+            EXPECT_EQ(o.ids, c["generated_ids"].get<std::vector<int32_t>>()) << c["id"] << " n_parallel " << n_parallel;
+            EXPECT_EQ(r->text, c["content"].get<std::string>()) << c["id"] << " n_parallel " << n_parallel;
+            EXPECT_EQ(o.streamed, r->text) << "the streamed pieces add up to the whole";
+            EXPECT_EQ(r->reason, finish_reason::length);
+            EXPECT_EQ(r->prompt_tokens, static_cast<int>(c["prompt_ids"].size()));
+            EXPECT_EQ(r->completion_tokens, c["n_predict"].get<int>());
+        }
+    }
+}
+
+TEST(text_engine, a_seeded_request_samples_the_same_alone_and_beside_others) {
+    fixture f;
+    auto sampled = [&](int neighbours) {
+        text_engine e(f.model, f.vocab, f.pool, {.n_parallel = 4, .n_ctx = 128, .max_queue = 8});
+        std::vector<std::unique_ptr<outcome>> others;
+        for (int i = 0; i < neighbours; ++i) {
+            others.push_back(std::make_unique<outcome>());
+            generate_request r = greedy_request(f.vocab->encode("The cat", true, false), 40);
+            r.sampling = {.temperature = 1.0f, .seed = static_cast<uint64_t>(100 + i)};
+            EXPECT_TRUE(e.submit(std::move(r), others.back()->token_fn(), others.back()->done_fn()));
+        }
+        outcome o;
+        generate_request r = greedy_request(f.vocab->encode("Once upon a time", true, false), 40);
+        r.sampling = {.temperature = 0.8f, .top_p = 0.95f, .seed = 1234};
+        EXPECT_TRUE(e.submit(std::move(r), o.token_fn(), o.done_fn()));
+        EXPECT_TRUE(o.wait());
+        for (auto& x : others) x->wait();
+        return o.ids;
+    };
+    const auto alone = sampled(0);
+    EXPECT_EQ(sampled(3), alone);
+    EXPECT_EQ(alone.size(), 40u);
+}
+
+TEST(text_engine, stop_strings_end_the_text_and_are_not_returned) {
+    fixture f;
+    text_engine e(f.model, f.vocab, f.pool, {.n_parallel = 1, .n_ctx = 256});
+    // Greedy "Once upon a time" continues ", there was a little girl named Lily." (llama-server's content).
+    outcome o;
+    generate_request r = greedy_request(f.vocab->encode("Once upon a time", true, false), 100);
+    r.stop = {"little gi", "zebra"};
+    ASSERT_TRUE(e.submit(std::move(r), o.token_fn(), o.done_fn()));
+    const auto& done = o.wait();
+    ASSERT_TRUE(done);
+    EXPECT_EQ(done->text, ", there was a ");
+    EXPECT_EQ(o.streamed, done->text);
+    EXPECT_EQ(done->reason, finish_reason::stop);
+}
+
+TEST(text_engine, a_cancelled_request_stops_and_frees_its_slot) {
+    fixture f;
+    text_engine e(f.model, f.vocab, f.pool, {.n_parallel = 1, .n_ctx = 512, .max_queue = 4});
+    outcome first;
+    generate_request r = greedy_request({1}, 0);  // until the context is full
+    cancel_token token = r.cancel;
+    std::promise<void> started;
+    bool once = false;
+    ASSERT_TRUE(e.submit(std::move(r),
+                         [&](const generated_token& t) {
+                             first.token_fn()(t);
+                             if (!once) once = true, started.set_value();
+                         },
+                         first.done_fn()));
+    started.get_future().wait();
+    token.cancel();
+    const auto& done = first.wait();
+    ASSERT_TRUE(done);
+    EXPECT_EQ(done->reason, finish_reason::cancelled);
+    EXPECT_LT(first.ids.size(), 500u);
+    // The one slot is free again.
+    outcome second;
+    ASSERT_TRUE(e.submit(greedy_request({1}, 5), second.token_fn(), second.done_fn()));
+    ASSERT_TRUE(second.wait());
+    EXPECT_EQ(second.ids.size(), 5u);
+}
+
+TEST(text_engine, limits_are_refused_at_once) {
+    fixture f;
+    text_engine e(f.model, f.vocab, f.pool, {.n_parallel = 1, .n_ctx = 32, .max_queue = 1});
+    auto nop = [](const generated_token&) {};
+    auto nodone = [](result<generate_result>) {};
+    EXPECT_EQ(e.submit(greedy_request(std::vector<int32_t>(32, 1), 0), nop, nodone).code(), errc::context_length_exceeded);
+    EXPECT_EQ(e.submit(greedy_request(std::vector<int32_t>(20, 1), 13), nop, nodone).code(), errc::context_length_exceeded);
+    EXPECT_EQ(e.submit(greedy_request({}, 1), nop, nodone).code(), errc::invalid_argument);
+    EXPECT_EQ(e.submit(greedy_request({512}, 1), nop, nodone).code(), errc::invalid_argument);
+    generate_request hot = greedy_request({1}, 1);
+    hot.sampling.temperature = 9.0f;
+    EXPECT_EQ(e.submit(std::move(hot), nop, nodone).code(), errc::invalid_argument);
+
+    // One running (held inside its first token's callback), one queued: the third is refused with queue_full.
+    std::promise<void> holding, release;
+    auto released = release.get_future().share();
+    bool first_token = true;
+    outcome running, queued;
+    ASSERT_TRUE(e.submit(greedy_request({1}, 3),
+                         [&](const generated_token& t) {
+                             if (first_token) {
+                                 first_token = false;
+                                 holding.set_value();
+                                 released.wait();
+                             }
+                             running.token_fn()(t);
+                         },
+                         running.done_fn()));
+    holding.get_future().wait();
+    ASSERT_TRUE(e.submit(greedy_request({1}, 3), queued.token_fn(), queued.done_fn()));
+    EXPECT_EQ(e.submit(greedy_request({1}, 3), nop, nodone).code(), errc::queue_full);
+    release.set_value();
+    EXPECT_TRUE(running.wait());
+    EXPECT_TRUE(queued.wait());
+    EXPECT_EQ(queued.ids.size(), 3u);
+}
+
+}  // namespace
+}  // namespace mm::text

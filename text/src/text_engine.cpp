@@ -1,0 +1,215 @@
+// text_engine: queue -> slot -> batched steps. One thread owns the KV cache and runs every step; the pool
+// parallelises inside each op.
+#include "text/text_engine.h"
+
+#include <algorithm>
+
+#include "common/log.h"
+#include "text/kv_cache.h"
+#include "text/llama_decode.h"
+#include "text/stop_filter.h"
+
+namespace mm::text {
+
+const char* finish_reason_name(finish_reason r) {
+    switch (r) {
+        case finish_reason::stop: return "stop";
+        case finish_reason::length: return "length";
+        case finish_reason::cancelled: return "cancelled";
+    }
+    return "stop";
+}
+
+struct text_engine::sequence {
+    generate_request req;
+    on_token_fn on_token;
+    on_done_fn on_done;
+    sampler samp;
+    stop_filter filter;
+    int slot = -1;
+    int pos = 0;                  // cache positions filled
+    std::vector<int32_t> tokens;  // prompt + generated, for penalties
+    size_t fed = 0;               // tokens already in the cache
+    int generated = 0;
+    int max_new = 0;              // generation budget after clamping to the context
+    generate_result out;
+
+    sequence(generate_request r, on_token_fn t, on_done_fn d)
+        : req(std::move(r)), on_token(std::move(t)), on_done(std::move(d)), samp(req.sampling), filter(req.stop) {}
+    void finish(finish_reason why) {
+        out.text += filter.flush();
+        out.reason = why;
+        out.completion_tokens = generated;
+        on_done(std::move(out));
+    }
+};
+
+text_engine::text_engine(std::shared_ptr<const llama_model> model, std::shared_ptr<const tokenizer> vocab,
+                         thread_pool& pool, engine_params p)
+    : model_(std::move(model)), vocab_(std::move(vocab)), pool_(pool), p_(p) {
+    thread_ = std::thread([this] { loop(); });
+}
+
+text_engine::~text_engine() {
+    {
+        std::lock_guard lock(mu_);
+        stopping_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+}
+
+int text_engine::queued() const {
+    std::lock_guard lock(mu_);
+    return static_cast<int>(queue_.size());
+}
+
+int text_engine::running() const {
+    std::lock_guard lock(mu_);
+    return running_;
+}
+
+status text_engine::submit(generate_request req, on_token_fn on_token, on_done_fn on_done) {
+    if (req.prompt.empty()) return status(errc::invalid_argument, "the prompt is empty");
+    for (int32_t t : req.prompt)
+        if (t < 0 || t >= model_->hp.n_vocab)
+            return status(errc::invalid_argument, "prompt token " + std::to_string(t) + " is not in the vocabulary");
+    MM_TRY(validate(req.sampling, model_->hp.n_vocab));
+    if (req.max_tokens < 0) return status(errc::invalid_argument, "max_tokens must be >= 0");
+    if (req.stop.size() > 4) return status(errc::invalid_argument, "at most 4 stop sequences");
+    if (req.top_logprobs > 20) return status(errc::invalid_argument, "top_logprobs must be between 0 and 20");
+    const int n_prompt = static_cast<int>(req.prompt.size());
+    if (n_prompt >= p_.n_ctx || (req.max_tokens > 0 && n_prompt + req.max_tokens > p_.n_ctx))
+        return status(errc::context_length_exceeded,
+                      "This model's maximum context length is " + std::to_string(p_.n_ctx) + " tokens. However, you requested " +
+                          std::to_string(n_prompt + std::max(req.max_tokens, 1)) + " tokens (" + std::to_string(n_prompt) +
+                          " in the prompt, " + std::to_string(std::max(req.max_tokens, 1)) +
+                          " for the completion). Please reduce the prompt or max_tokens.");
+    auto seq = std::make_unique<sequence>(std::move(req), std::move(on_token), std::move(on_done));
+    seq->tokens = seq->req.prompt;
+    seq->max_new = seq->req.max_tokens > 0 ? seq->req.max_tokens : p_.n_ctx - n_prompt;
+    seq->out.prompt_tokens = n_prompt;
+    {
+        std::lock_guard lock(mu_);
+        if (stopping_) return status(errc::cancelled, "the text stage is shutting down");
+        if (static_cast<int>(queue_.size()) >= p_.max_queue)
+            return status(errc::queue_full, "the text stage's queue is full (" + std::to_string(p_.max_queue) +
+                                                " waiting); retry shortly");
+        queue_.push_back(std::move(seq));
+    }
+    cv_.notify_one();
+    return ok_status();
+}
+
+void text_engine::loop() {
+    kv_cache cache(model_->hp, p_.n_parallel, p_.n_ctx);
+    std::vector<std::unique_ptr<sequence>> running;
+    std::vector<bool> slot_used(static_cast<size_t>(p_.n_parallel), false);
+    for (;;) {
+        {
+            std::unique_lock lock(mu_);
+            cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || !running.empty(); });
+            if (stopping_) {
+                for (auto& s : queue_) running.push_back(std::move(s));
+                queue_.clear();
+                running_ = 0;
+                lock.unlock();
+                for (auto& s : running) s->finish(finish_reason::cancelled);
+                return;
+            }
+            // Requests join between steps, in arrival order, while slots are free.
+            while (!queue_.empty() && static_cast<int>(running.size()) < p_.n_parallel) {
+                auto s = std::move(queue_.front());
+                queue_.pop_front();
+                s->slot = static_cast<int>(std::find(slot_used.begin(), slot_used.end(), false) - slot_used.begin());
+                slot_used[static_cast<size_t>(s->slot)] = true;
+                running.push_back(std::move(s));
+            }
+            running_ = static_cast<int>(running.size());
+        }
+        // Cancelled ones leave before the step, so a disconnect costs at most the step in flight.
+        std::vector<std::unique_ptr<sequence>> still;
+        std::vector<std::pair<std::unique_ptr<sequence>, finish_reason>> finished;
+        for (auto& s : running) {
+            if (s->req.cancel.stopped()) {
+                slot_used[static_cast<size_t>(s->slot)] = false;
+                finished.emplace_back(std::move(s), finish_reason::cancelled);
+            } else {
+                still.push_back(std::move(s));
+            }
+        }
+        running.swap(still);
+        // The counts are right before anyone hears that a sequence ended.
+        auto settle = [&] {
+            {
+                std::lock_guard lock(mu_);
+                running_ = static_cast<int>(running.size());
+            }
+            for (auto& [s, why] : finished) s->finish(why);
+            finished.clear();
+        };
+        settle();
+        if (running.empty()) continue;
+
+        // One decode step: prefilling sequences feed a chunk of their prompt, the others their last token.
+        std::vector<decode_seq> batch;
+        for (auto& s : running) {
+            const size_t n = std::min<size_t>(s->tokens.size() - s->fed, static_cast<size_t>(p_.prefill_chunk));
+            batch.push_back({.slot = s->slot, .pos0 = s->pos, .tokens = std::span<const int32_t>(s->tokens).subspan(s->fed, n)});
+        }
+        const int64_t V = model_->hp.n_vocab;
+        tensor logits = tensor::zeros(dtype::f32, {static_cast<int64_t>(batch.size()), V});
+        if (status st = llama_decode(pool_, *model_, cache, batch, logits); !st) {
+            log_error("text_decode_failed", {{"error", st.to_string()}});
+            for (auto& s : running) {
+                slot_used[static_cast<size_t>(s->slot)] = false;
+                s->on_done(st);
+            }
+            running.clear();
+            continue;
+        }
+
+        still.clear();
+        for (size_t b = 0; b < running.size(); ++b) {
+            auto& s = running[b];
+            s->fed += batch[b].tokens.size();
+            s->pos += static_cast<int>(batch[b].tokens.size());
+            if (s->fed < s->tokens.size()) {  // more prompt to feed: no token yet
+                still.push_back(std::move(s));
+                continue;
+            }
+            std::span<float> row(logits.data<float>() + static_cast<int64_t>(b) * V, static_cast<size_t>(V));
+            generated_token g;
+            if (s->req.top_logprobs >= 0) {
+                // The model's distribution, before sampling changes the row.
+                g.top = top_logprobs(row, s->req.top_logprobs);
+                std::vector<float> raw(row.begin(), row.end());
+                g.id = s->samp.sample(row, s->tokens);
+                g.logprob = logprob_of(raw, g.id);
+            } else {
+                g.id = s->samp.sample(row, s->tokens);
+            }
+            const bool eog = vocab_->is_eog(g.id) && !s->req.ignore_eos;
+            if (!eog) {
+                ++s->generated;
+                s->tokens.push_back(g.id);
+                g.text = s->filter.push(vocab_->piece(g.id));
+                s->out.text += g.text;
+                s->on_token(g);
+            }
+            std::optional<finish_reason> done;
+            if (eog || s->filter.stopped()) done = finish_reason::stop;
+            else if (s->generated >= s->max_new || s->pos >= p_.n_ctx) done = finish_reason::length;
+            if (done) {
+                slot_used[static_cast<size_t>(s->slot)] = false;
+                finished.emplace_back(std::move(s), *done);
+            } else {
+                still.push_back(std::move(s));
+            }
+        }
+        running.swap(still);
+        settle();
+    }
+}
+
+}  // namespace mm::text
