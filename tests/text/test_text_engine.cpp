@@ -151,6 +151,38 @@ TEST(text_engine, stop_strings_end_the_text_and_are_not_returned) {
     EXPECT_EQ(done->reason, finish_reason::stop);
 }
 
+// Constrained decoding through the engine: a story model, asked for JSON, still writes a document that parses
+// and fits the schema, and stops when it is complete.
+TEST(text_engine, constrained_output_always_parses_and_fits_the_schema) {
+    fixture f;
+    text_engine e(f.model, f.vocab, f.pool, {.n_parallel = 2, .n_ctx = 512});
+    auto person = json_schema_parse(R"({"type":"object","properties":{"name":{"type":"string"},"age":{"type":"integer"}},"required":["name","age"]})");
+    ASSERT_TRUE(person);
+    int complete = 0;
+    for (uint64_t seed = 0; seed < 6; ++seed) {
+        for (const json_schema_ptr& schema : {json_schema_any_object(), *person}) {
+            outcome o;
+            generate_request r = greedy_request(f.vocab->encode("Once upon a time", true, false), 400);
+            r.ignore_eos = false;
+            r.sampling = {.temperature = 1.0f, .seed = seed};
+            r.constraint = schema;
+            ASSERT_TRUE(e.submit(std::move(r), o.token_fn(), o.done_fn()));
+            const auto& done = o.wait();
+            ASSERT_TRUE(done);
+            if (done->reason == finish_reason::length) continue;  // ran out of tokens mid-document: allowed, rare
+            EXPECT_EQ(done->reason, finish_reason::stop);
+            ++complete;
+            const json doc = json::parse(done->text, nullptr, false);
+            ASSERT_TRUE(doc.is_object()) << done->text;
+            if (schema == *person) {
+                EXPECT_TRUE(doc["name"].is_string()) << done->text;
+                EXPECT_TRUE(doc["age"].is_number_integer()) << done->text;
+            }
+        }
+    }
+    EXPECT_GE(complete, 8) << "most of the 12 runs finish their document";
+}
+
 TEST(text_engine, a_cancelled_request_stops_and_frees_its_slot) {
     fixture f;
     text_engine e(f.model, f.vocab, f.pool, {.n_parallel = 1, .n_ctx = 512, .max_queue = 4});

@@ -11,6 +11,16 @@
 
 namespace mm::text {
 
+namespace {
+
+std::vector<std::string> pieces_of(const tokenizer& t) {
+    std::vector<std::string> out;
+    for (int32_t i = 0; i < t.n_vocab(); ++i) out.push_back(t.piece(i));
+    return out;
+}
+
+}  // namespace
+
 const char* finish_reason_name(finish_reason r) {
     switch (r) {
         case finish_reason::stop: return "stop";
@@ -26,6 +36,8 @@ struct text_engine::sequence {
     on_done_fn on_done;
     sampler samp;
     stop_filter filter;
+    std::optional<json_recognizer> shape;  // constrained output: where the document stands
+    std::vector<bool> allowed;
     int slot = -1;
     int pos = 0;                  // cache positions filled
     std::vector<int32_t> tokens;  // prompt + generated, for penalties
@@ -35,7 +47,9 @@ struct text_engine::sequence {
     generate_result out;
 
     sequence(generate_request r, on_token_fn t, on_done_fn d)
-        : req(std::move(r)), on_token(std::move(t)), on_done(std::move(d)), samp(req.sampling), filter(req.stop) {}
+        : req(std::move(r)), on_token(std::move(t)), on_done(std::move(d)), samp(req.sampling), filter(req.stop) {
+        if (req.constraint) shape.emplace(req.constraint);
+    }
     void finish(finish_reason why) {
         out.text += filter.flush();
         out.reason = why;
@@ -46,7 +60,7 @@ struct text_engine::sequence {
 
 text_engine::text_engine(std::shared_ptr<const llama_model> model, std::shared_ptr<const tokenizer> vocab,
                          thread_pool& pool, engine_params p)
-    : model_(std::move(model)), vocab_(std::move(vocab)), pool_(pool), p_(p) {
+    : model_(std::move(model)), vocab_(std::move(vocab)), trie_(pieces_of(*vocab_)), pool_(pool), p_(p) {
     thread_ = std::thread([this] { loop(); });
 }
 
@@ -180,15 +194,28 @@ void text_engine::loop() {
             }
             std::span<float> row(logits.data<float>() + static_cast<int64_t>(b) * V, static_cast<size_t>(V));
             generated_token g;
+            const std::vector<bool>* mask = nullptr;
+            if (s->shape) {
+                s->allowed.resize(static_cast<size_t>(V));
+                trie_.mask(*s->shape, s->allowed);
+                mask = &s->allowed;
+            }
+            if (mask && std::find(mask->begin(), mask->end(), true) == mask->end()) {
+                // The vocabulary cannot continue the document (it cannot happen with byte tokens): stop here.
+                slot_used[static_cast<size_t>(s->slot)] = false;
+                finished.emplace_back(std::move(s), finish_reason::length);
+                continue;
+            }
             if (s->req.top_logprobs >= 0) {
                 // The model's distribution, before sampling changes the row.
                 g.top = top_logprobs(row, s->req.top_logprobs);
                 std::vector<float> raw(row.begin(), row.end());
-                g.id = s->samp.sample(row, s->tokens);
+                g.id = s->samp.sample(row, s->tokens, mask);
                 g.logprob = logprob_of(raw, g.id);
             } else {
-                g.id = s->samp.sample(row, s->tokens);
+                g.id = s->samp.sample(row, s->tokens, mask);
             }
+            if (s->shape) (void)s->shape->feed(vocab_->piece(g.id));  // allowed by the mask, so it fits
             const bool eog = vocab_->is_eog(g.id) && !s->req.ignore_eos;
             if (!eog) {
                 ++s->generated;
@@ -198,7 +225,7 @@ void text_engine::loop() {
                 s->on_token(g);
             }
             std::optional<finish_reason> done;
-            if (eog || s->filter.stopped()) done = finish_reason::stop;
+            if (eog || s->filter.stopped() || (s->shape && s->shape->complete())) done = finish_reason::stop;
             else if (s->generated >= s->max_new || s->pos >= p_.n_ctx) done = finish_reason::length;
             if (done) {
                 slot_used[static_cast<size_t>(s->slot)] = false;

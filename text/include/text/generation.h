@@ -9,6 +9,7 @@
 
 #include "common/cancel.h"
 #include "common/status.h"
+#include "text/json_constraint.h"
 #include "text/sampler.h"
 
 namespace mm::text {
@@ -20,6 +21,7 @@ struct generate_request {
     std::vector<std::string> stop;  // up to 4, as OpenAI; matched across token boundaries, never emitted
     int top_logprobs = -1;          // -1: no logprobs; 0..20: the chosen token's and this many alternatives
     bool ignore_eos = false;
+    json_schema_ptr constraint;  // set: the output is a JSON document this schema accepts, and ends with it
     cancel_token cancel;
 };
 

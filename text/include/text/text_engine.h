@@ -56,6 +56,7 @@ private:
 
     std::shared_ptr<const llama_model> model_;
     std::shared_ptr<const tokenizer> vocab_;
+    token_trie trie_;  // the vocabulary's pieces, for constrained sequences' masks
     thread_pool& pool_;
     const engine_params p_;
 

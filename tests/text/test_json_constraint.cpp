@@ -1,0 +1,120 @@
+// json_constraint: the recogniser accepts exactly the documents a schema allows, and generation through the
+// token mask (random choices among allowed tokens of a real vocabulary) always ends in a document that
+// parses and fits the schema.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "common/gguf.h"
+#include "text/json_constraint.h"
+#include "text/tokenizer.h"
+
+namespace mm::text {
+namespace {
+
+using json = nlohmann::json;
+
+json_schema_ptr schema(const char* text) {
+    auto s = json_schema_parse(text);
+    EXPECT_TRUE(s) << s.error().to_string();
+    return *s;
+}
+
+bool accepts(const json_schema_ptr& s, std::string_view doc) {
+    json_recognizer r(s);
+    return r.feed(doc) && r.complete();
+}
+
+const char* k_person = R"({"type":"object","properties":{"name":{"type":"string"},"age":{"type":"integer"},
+    "tags":{"type":"array","items":{"type":"string"}},"role":{"enum":["admin","user"]},"score":{"type":"number"}},
+    "required":["name","age"]})";
+
+TEST(json_constraint, the_recogniser_accepts_exactly_what_the_schema_allows) {
+    const auto person = schema(k_person);
+    struct row { const char* doc; bool ok; };
+    const row rows[] = {
+        {R"({"name":"Al","age":3})", true},
+        {R"({ "name" : "A\"l\u00e9" , "age" : -12, "tags": ["x", ""], "role": "user", "score": 1.5e-3 })", true},
+        {R"({"name":"Al","age":3,"score":0})", true},
+        {R"({"age":3,"name":"Al"})", false},             // declared order
+        {R"({"name":"Al"})", false},                     // age is required
+        {R"({"name":"Al","age":3.5})", false},           // integer
+        {R"({"name":"Al","age":03})", false},            // JSON numbers have no leading zeros
+        {R"({"name":"Al","age":3,"role":"root"})", false},
+        {R"({"name":"Al","age":3,"extra":1})", false},   // no undeclared properties
+        {R"({"name":"Al","age":3} x)", false},
+        {R"({"name":"Al","age":3)", false},              // not complete
+        {R"(["name"])", false},
+    };
+    for (const auto& r : rows) EXPECT_EQ(accepts(person, r.doc), r.ok) << r.doc;
+
+    const auto any = json_schema_any_object();
+    EXPECT_TRUE(accepts(any, R"({"a":[1,2,{"b":null}],"c":true,"d":"x","e":-0.5E+2})"));
+    EXPECT_FALSE(accepts(any, R"({"a":tru})"));
+    EXPECT_FALSE(accepts(any, R"([1])")) << "json_object mode is an object";
+    EXPECT_FALSE(accepts(any, "{\"a\":\"\x01\"}")) << "control characters must be escaped";
+}
+
+TEST(json_constraint, tool_calls_take_the_named_tools_arguments) {
+    const auto call = json_schema_tool_call({{"get_weather", schema(R"({"type":"object","properties":{"city":{"type":"string"}},"required":["city"]})")},
+                                             {"add", schema(R"({"type":"object","properties":{"a":{"type":"number"},"b":{"type":"number"}},"required":["a","b"]})")}});
+    EXPECT_TRUE(accepts(call, R"({"name":"get_weather","arguments":{"city":"Paris"}})"));
+    EXPECT_TRUE(accepts(call, R"({"name": "add", "arguments": {"a": 1, "b": 2.5}})"));
+    EXPECT_FALSE(accepts(call, R"({"name":"add","arguments":{"city":"Paris"}})"));
+    EXPECT_FALSE(accepts(call, R"({"name":"delete_all","arguments":{}})"));
+    EXPECT_FALSE(accepts(call, R"({"arguments":{},"name":"add"})"));
+}
+
+TEST(json_constraint, unsupported_schemas_are_named) {
+    EXPECT_FALSE(json_schema_parse("{nope"));
+    EXPECT_FALSE(json_schema_parse(R"({"type":"object","properties":{"a":{"anyOf":[{"type":"string"}]}}})"));
+    EXPECT_FALSE(json_schema_parse(R"({"type":"quaternion"})"));
+    EXPECT_FALSE(json_schema_parse(R"({"type":["string","null"]})"));
+}
+
+// Random walks through the mask over stories260K's vocabulary: every finished output parses and fits.
+TEST(json_constraint, masked_generation_always_ends_in_a_valid_document) {
+    auto f = gguf_open(std::filesystem::path(MM_SHARED_DIR) / "models" / "text" / "stories260K-f32.gguf");
+    ASSERT_TRUE(f);
+    auto tok = tokenizer::from_gguf(*f);
+    ASSERT_TRUE(tok);
+    std::vector<std::string> pieces;
+    for (int32_t i = 0; i < tok->n_vocab(); ++i) pieces.push_back(tok->piece(i));
+    const token_trie trie(pieces);
+    const auto person = schema(k_person);
+    std::mt19937 rng(7);
+    std::vector<bool> allowed(pieces.size());
+    int finished = 0;
+    for (int run = 0; run < 200; ++run) {
+        json_recognizer r(run % 2 ? person : json_schema_any_object());
+        std::string out;
+        for (int step = 0; step < 400 && !r.complete(); ++step) {
+            trie.mask(r, allowed);
+            std::vector<int32_t> ids;
+            for (size_t i = 0; i < allowed.size(); ++i)
+                if (allowed[i]) ids.push_back(static_cast<int32_t>(i));
+            ASSERT_FALSE(ids.empty()) << "a dead end after: " << out;
+            // Prefer closing tokens sometimes so walks finish.
+            int32_t pick = ids[std::uniform_int_distribution<size_t>(0, ids.size() - 1)(rng)];
+            for (int32_t id : ids)
+                if ((pieces[static_cast<size_t>(id)] == "}" || pieces[static_cast<size_t>(id)] == "\"") && rng() % 3 == 0) pick = id;
+            ASSERT_TRUE(r.feed(pieces[static_cast<size_t>(pick)])) << out << " + " << pieces[static_cast<size_t>(pick)];
+            out += pieces[static_cast<size_t>(pick)];
+        }
+        if (!r.complete()) continue;
+        ++finished;
+        const json doc = json::parse(out, nullptr, false);
+        ASSERT_FALSE(doc.is_discarded()) << out;
+        ASSERT_TRUE(doc.is_object()) << out;
+        if (run % 2) {
+            EXPECT_TRUE(doc["name"].is_string()) << out;
+            EXPECT_TRUE(doc["age"].is_number_integer()) << out;
+        }
+    }
+    EXPECT_GE(finished, 50) << "enough walks finished to mean something";
+}
+
+}  // namespace
+}  // namespace mm::text

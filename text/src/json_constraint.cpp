@@ -1,0 +1,524 @@
+// json_constraint: schema parsing, the byte-level recogniser (a stack of frames, one per open JSON
+// construct) and the vocabulary trie walk.
+#include "text/json_constraint.h"
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+namespace mm::text {
+
+struct json_schema {
+    enum class kind { any, object, array, string, number, integer, boolean, null, literals, tool_call };
+    kind k = kind::any;
+    std::vector<std::pair<std::string, json_schema_ptr>> properties;  // object: declared order; tool_call: tools
+    std::vector<bool> required;                                       // parallel to properties
+    json_schema_ptr items;                                            // array
+    std::vector<std::string> literals;                                // serialized JSON values (enum, const, boolean, null)
+    json_schema_ptr names;                                            // tool_call: the tool names as literals
+};
+
+namespace {
+
+using json = nlohmann::ordered_json;  // keeps properties in declared order
+using kind = json_schema::kind;
+
+constexpr int k_max_ws_run = 16;       // whitespace bytes in a row
+constexpr size_t k_max_number = 32;    // characters in one number
+constexpr size_t k_max_properties = 64;
+
+json_schema_ptr any_value() {
+    static const json_schema_ptr s = std::make_shared<json_schema>();
+    return s;
+}
+
+result<json_schema_ptr> parse_node(const json& j, const std::string& at, int depth) {
+    if (depth > 32) return status(errc::invalid_argument, at + ": schema nested too deeply");
+    if (j.is_boolean() && j.get<bool>()) return any_value();
+    if (!j.is_object()) return status(errc::invalid_argument, at + ": expected a schema object");
+    auto s = std::make_shared<json_schema>();
+    if (j.contains("enum") || j.contains("const")) {
+        s->k = kind::literals;
+        const json values = j.contains("const") ? json::array({j["const"]}) : j["enum"];
+        if (!values.is_array() || values.empty()) return status(errc::invalid_argument, at + ".enum: expected a non-empty array");
+        for (const auto& v : values) s->literals.push_back(v.dump());
+        return json_schema_ptr(s);
+    }
+    if (!j.contains("type")) {
+        for (const char* k : {"anyOf", "oneOf", "allOf", "$ref"})
+            if (j.contains(k)) return status(errc::invalid_argument, at + "." + k + " is not supported in constrained output");
+        return any_value();
+    }
+    if (!j["type"].is_string()) return status(errc::invalid_argument, at + ".type: expected a single type name");
+    const std::string type = j["type"];
+    if (type == "object") {
+        s->k = kind::object;
+        if (j.contains("properties")) {
+            const json& props = j["properties"];
+            if (!props.is_object()) return status(errc::invalid_argument, at + ".properties: expected an object");
+            if (props.size() > k_max_properties) return status(errc::invalid_argument, at + ".properties: too many");
+            std::vector<std::string> req;
+            if (j.contains("required")) {
+                if (!j["required"].is_array()) return status(errc::invalid_argument, at + ".required: expected an array");
+                for (const auto& r : j["required"])
+                    if (r.is_string()) req.push_back(r);
+            }
+            // Declared order (nlohmann::ordered_json keeps it).
+            for (auto it = props.begin(); it != props.end(); ++it) {
+                if (it.key().find_first_of("\"\\") != std::string::npos)
+                    return status(errc::invalid_argument, at + ".properties: names with quotes or backslashes are not supported");
+                auto child = parse_node(it.value(), at + ".properties." + it.key(), depth + 1);
+                if (!child) return child.error();
+                s->properties.emplace_back(it.key(), *child);
+                s->required.push_back(std::find(req.begin(), req.end(), it.key()) != req.end());
+            }
+        }
+    } else if (type == "array") {
+        s->k = kind::array;
+        if (j.contains("items")) {
+            auto child = parse_node(j["items"], at + ".items", depth + 1);
+            if (!child) return child.error();
+            s->items = *child;
+        } else {
+            s->items = any_value();
+        }
+    } else if (type == "string") {
+        s->k = kind::string;
+    } else if (type == "number") {
+        s->k = kind::number;
+    } else if (type == "integer") {
+        s->k = kind::integer;
+    } else if (type == "boolean") {
+        s->k = kind::literals;
+        s->literals = {"true", "false"};
+    } else if (type == "null") {
+        s->k = kind::literals;
+        s->literals = {"null"};
+    } else {
+        return status(errc::invalid_argument, at + ".type: unknown type '" + type + "'");
+    }
+    return json_schema_ptr(s);
+}
+
+}  // namespace
+
+result<json_schema_ptr> json_schema_parse(std::string_view schema_json) {
+    const json j = json::parse(schema_json, nullptr, false);
+    if (j.is_discarded()) return status(errc::invalid_argument, "schema: not valid JSON");
+    return parse_node(j, "schema", 0);
+}
+
+json_schema_ptr json_schema_any_object() {
+    static const json_schema_ptr s = [] {
+        auto o = std::make_shared<json_schema>();
+        o->k = kind::object;
+        return o;
+    }();
+    return s;
+}
+
+json_schema_ptr json_schema_tool_call(std::vector<std::pair<std::string, json_schema_ptr>> tools) {
+    auto s = std::make_shared<json_schema>();
+    s->k = kind::tool_call;
+    auto names = std::make_shared<json_schema>();
+    names->k = kind::literals;
+    for (const auto& [n, _] : tools) names->literals.push_back(json(n).dump());
+    s->names = names;
+    s->properties = std::move(tools);
+    return s;
+}
+
+// ---- the recogniser ----
+
+struct json_recognizer::frame {
+    enum class type { value, object, array, string, number, literal } t = type::value;
+    const json_schema* s = nullptr;
+    int state = 0;
+    // object / tool call
+    size_t next_prop = 0;
+    const json_schema* value_schema = nullptr;
+    std::string tool;  // the tool call's name, once read
+    // string (key or value) / literal: what has been typed, and the allowed whole values
+    std::string typed;
+    std::vector<std::string> options;  // empty: any string
+    bool key = false;
+    int esc = 0;  // 1 after a backslash, 2..5: hex digits of \u still to come (5 - esc + 1)
+    int utf8_need = 0;                     // continuation bytes still owed by a multi-byte character
+    unsigned char utf8_lo = 0x80, utf8_hi = 0xBF;  // the range the next continuation byte must fall in
+    bool integer = false;
+};
+
+namespace {
+
+using frame = json_recognizer::frame;
+using ftype = frame::type;
+
+bool is_ws(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+bool any_starts_with(const std::vector<std::string>& opts, const std::string& prefix) {
+    for (const auto& o : opts)
+        if (o.compare(0, prefix.size(), prefix) == 0 && o.size() >= prefix.size()) return true;
+    return false;
+}
+bool any_equals(const std::vector<std::string>& opts, const std::string& s) {
+    return std::find(opts.begin(), opts.end(), s) != opts.end();
+}
+
+// The property names an object may write next: from next_prop up to the first required one.
+std::vector<std::string> key_options(const frame& f) {
+    std::vector<std::string> out;
+    const json_schema& s = *f.s;
+    if (s.k == kind::tool_call) {
+        if (f.next_prop == 0) out.push_back("name");
+        else if (f.next_prop == 1) out.push_back("arguments");
+        return out;
+    }
+    for (size_t i = f.next_prop; i < s.properties.size(); ++i) {
+        out.push_back(s.properties[i].first);
+        if (s.required[i]) break;
+    }
+    return out;
+}
+
+bool may_close(const frame& f) {
+    const json_schema& s = *f.s;
+    if (s.k == kind::tool_call) return f.next_prop == 2;
+    for (size_t i = f.next_prop; i < s.properties.size(); ++i)
+        if (s.required[i]) return false;
+    return true;
+}
+
+bool open_object(const frame& f) { return f.s->k == kind::object && f.s->properties.empty(); }
+
+// Number grammar states.
+enum num_state { n_sign = 0, n_zero, n_int, n_dot, n_frac, n_e, n_esign, n_exp };
+bool number_done(int st) { return st == n_zero || st == n_int || st == n_frac || st == n_exp; }
+bool number_step(frame& f, char c) {
+    if (f.typed.size() >= k_max_number) return false;
+    int& st = f.state;
+    switch (st) {
+        case n_sign: if (c == '0') st = n_zero; else if (c >= '1' && c <= '9') st = n_int; else return false; break;
+        case n_zero: if (c == '.' && !f.integer) st = n_dot; else if ((c == 'e' || c == 'E') && !f.integer) st = n_e; else return false; break;
+        case n_int: if (is_digit(c)) break; if (c == '.' && !f.integer) st = n_dot; else if ((c == 'e' || c == 'E') && !f.integer) st = n_e; else return false; break;
+        case n_dot: if (is_digit(c)) st = n_frac; else return false; break;
+        case n_frac: if (is_digit(c)) break; if (c == 'e' || c == 'E') st = n_e; else return false; break;
+        case n_e: if (c == '+' || c == '-') st = n_esign; else if (is_digit(c)) st = n_exp; else return false; break;
+        case n_esign: if (is_digit(c)) st = n_exp; else return false; break;
+        case n_exp:  // two exponent digits at most: every reader can hold 1e99 in a double
+            if (!is_digit(c) || is_digit(f.typed[f.typed.size() - 2])) return false;
+            break;
+    }
+    f.typed += c;
+    return true;
+}
+
+// A literal ends as soon as it equals an option that nothing longer extends.
+bool literal_closed(const frame& f) {
+    if (!any_equals(f.options, f.typed)) return false;
+    for (const auto& o : f.options)
+        if (o.size() > f.typed.size() && o.compare(0, f.typed.size(), f.typed) == 0) return false;
+    return true;
+}
+
+}  // namespace
+
+json_recognizer::json_recognizer(json_schema_ptr root) : root_(std::move(root)) {
+    auto f = std::make_shared<frame>();
+    f->t = ftype::value;
+    f->s = root_.get();
+    stack_.push_back(f);
+}
+
+bool json_recognizer::complete() const {
+    if (done_) return true;
+    // A bare number or literal at the top ends with the document.
+    if (stack_.size() == 1) {
+        const frame& f = *stack_.back();
+        if (f.t == ftype::number) return number_done(f.state);
+        if (f.t == ftype::literal) return any_equals(f.options, f.typed);
+    }
+    return false;
+}
+
+bool json_recognizer::feed(std::string_view s) {
+    for (char c : s)
+        if (!feed(c)) return false;
+    return true;
+}
+
+bool json_recognizer::feed(char c) {
+    if (done_) return false;
+    // Frames are shared between copies; the top one is copied before it changes.
+    auto top = [&]() -> frame& {
+        if (stack_.back().use_count() > 1) stack_.back() = std::make_shared<frame>(*stack_.back());
+        return *stack_.back();
+    };
+    // A finished child: the parent moves on.
+    auto child_done = [&](const std::string& child_text) {
+        stack_.pop_back();
+        if (stack_.empty()) {
+            done_ = true;
+            return;
+        }
+        frame& p = top();
+        if (p.t == ftype::object) {
+            if (p.state == 0 || p.state == 4) {  // a key was read
+                p.state = 1;
+            } else {  // a value was read
+                if (p.s->k == kind::tool_call && p.next_prop == 1) p.tool = child_text.substr(1, child_text.size() - 2);
+                p.state = 3;
+            }
+        } else if (p.t == ftype::array) {
+            p.state = 1;
+        }
+    };
+    // Start a value of schema s with its first character c (whitespace already skipped).
+    auto start_value = [&](const json_schema* s, char ch) -> bool {
+        auto f = std::make_shared<frame>();
+        f->s = s;
+        const kind k = s->k;
+        const bool any = k == kind::any;
+        if (ch == '{' && (any || k == kind::object || k == kind::tool_call)) {
+            f->t = ftype::object;
+            f->s = any ? json_schema_any_object().get() : s;
+        } else if (ch == '[' && (any || k == kind::array)) {
+            f->t = ftype::array;
+        } else if (ch == '"' && (any || k == kind::string)) {
+            f->t = ftype::string;
+        } else if ((ch == '-' || is_digit(ch)) && (any || k == kind::number || k == kind::integer)) {
+            f->t = ftype::number;
+            f->integer = k == kind::integer;
+            f->state = n_sign;
+            if (ch != '-' && !number_step(*f, ch)) return false;
+            if (ch == '-') f->typed = "-";
+        } else if (any || k == kind::literals) {
+            f->t = ftype::literal;
+            f->options = any ? std::vector<std::string>{"true", "false", "null"} : s->literals;
+            f->typed = std::string(1, ch);
+            if (!any_starts_with(f->options, f->typed)) return false;
+        } else {
+            return false;
+        }
+        stack_.back() = f;  // replaces the value frame
+        if (f->t == ftype::literal && literal_closed(*f)) child_done(f->typed);
+        return true;
+    };
+
+    const frame& cur = *stack_.back();
+    const bool ws = is_ws(c);
+    // Whitespace goes where structure is expected, a few bytes at a time.
+    const bool structural = cur.t == ftype::value || cur.t == ftype::object || cur.t == ftype::array;
+    if (ws && structural) {
+        if (cur.t == ftype::object && cur.state == 2) return false;  // unreachable: value frames hold this state
+        if (++ws_run_ > k_max_ws_run) {
+            --ws_run_;
+            return false;
+        }
+        return true;
+    }
+    switch (cur.t) {
+        case ftype::value: {
+            if (!start_value(cur.s, c)) return false;
+            break;
+        }
+        case ftype::object: {
+            frame& f = top();
+            if (f.state == 0 || f.state == 4) {
+                if (c == '}' && f.state == 0 && may_close(f)) {
+                    child_done("");
+                    break;
+                }
+                if (c != '"') return false;
+                if (!open_object(f) && key_options(f).empty()) return false;
+                auto k = std::make_shared<frame>();
+                k->t = ftype::string;
+                k->key = true;
+                if (!open_object(f)) k->options = key_options(f);
+                stack_.push_back(k);
+            } else if (f.state == 1) {
+                if (c != ':') return false;
+                f.state = 2;
+                auto v = std::make_shared<frame>();
+                v->t = ftype::value;
+                v->s = f.value_schema ? f.value_schema : any_value().get();
+                stack_.push_back(v);
+            } else if (f.state == 3) {
+                if (c == ',') {
+                    if (!open_object(f) && key_options(f).empty()) return false;
+                    f.state = 4;
+                } else if (c == '}' && may_close(f)) {
+                    child_done("");
+                } else {
+                    return false;
+                }
+            } else {
+                return false;
+            }
+            break;
+        }
+        case ftype::array: {
+            frame& f = top();
+            if ((f.state == 0 && c == ']') || (f.state == 1 && c == ']')) {
+                child_done("");
+                break;
+            }
+            if (f.state == 1) {
+                if (c != ',') return false;
+                f.state = 2;
+                auto v = std::make_shared<frame>();
+                v->t = ftype::value;
+                v->s = f.s->items ? f.s->items.get() : any_value().get();
+                stack_.push_back(v);
+                break;
+            }
+            // state 0 or 2: a value starts here.
+            f.state = 2;
+            auto v = std::make_shared<frame>();
+            v->t = ftype::value;
+            v->s = f.s->items ? f.s->items.get() : any_value().get();
+            stack_.push_back(v);
+            if (!start_value(v->s, c)) {
+                stack_.pop_back();
+                return false;
+            }
+            break;
+        }
+        case ftype::string: {
+            frame& f = top();
+            if (f.esc == 1) {
+                if (f.key || std::string_view("\"\\/bfnrtu").find(c) == std::string_view::npos) return false;
+                f.esc = c == 'u' ? 2 : 0;
+            } else if (f.esc >= 2) {
+                if (!is_hex(c)) return false;
+                f.esc = f.esc == 5 ? 0 : f.esc + 1;
+            } else if (f.utf8_need > 0) {
+                // Strings stay valid UTF-8: no stray, overlong or surrogate sequences.
+                const auto b = static_cast<unsigned char>(c);
+                if (b < f.utf8_lo || b > f.utf8_hi) return false;
+                --f.utf8_need;
+                f.utf8_lo = 0x80;
+                f.utf8_hi = 0xBF;
+            } else if (static_cast<unsigned char>(c) >= 0x80) {
+                const auto b = static_cast<unsigned char>(c);
+                if (b >= 0xC2 && b <= 0xDF) f.utf8_need = 1;
+                else if (b >= 0xE0 && b <= 0xEF) f.utf8_need = 2;
+                else if (b >= 0xF0 && b <= 0xF4) f.utf8_need = 3;
+                else return false;
+                if (b == 0xE0) f.utf8_lo = 0xA0;
+                if (b == 0xED) f.utf8_hi = 0x9F;
+                if (b == 0xF0) f.utf8_lo = 0x90;
+                if (b == 0xF4) f.utf8_hi = 0x8F;
+                if (!f.options.empty() && !any_starts_with(f.options, f.typed + c)) return false;
+            } else if (c == '\\') {
+                if (f.key) return false;
+                f.esc = 1;
+            } else if (c == '"') {
+                if (!f.options.empty() && !any_equals(f.options, f.typed)) return false;
+                const bool key = f.key;
+                const std::string typed = f.typed;
+                // A key picks the value's schema.
+                if (key) {
+                    stack_.pop_back();
+                    frame& o = top();
+                    if (o.s->k == kind::tool_call) {
+                        o.value_schema = nullptr;
+                        if (typed == "name") {
+                            o.value_schema = o.s->names.get();
+                        } else {
+                            for (const auto& [n, sch] : o.s->properties)
+                                if (n == o.tool) o.value_schema = sch.get();
+                        }
+                        o.next_prop = typed == "name" ? 1 : 2;
+                    } else if (!o.s->properties.empty()) {
+                        for (size_t i = o.next_prop; i < o.s->properties.size(); ++i)
+                            if (o.s->properties[i].first == typed) {
+                                o.value_schema = o.s->properties[i].second.get();
+                                o.next_prop = i + 1;
+                                break;
+                            }
+                    } else {
+                        o.value_schema = nullptr;
+                    }
+                    o.state = 1;
+                    break;
+                }
+                std::string quoted(1, '"');
+                quoted += typed;
+                quoted += '"';
+                child_done(quoted);
+                break;
+            } else if (static_cast<unsigned char>(c) < 0x20) {
+                return false;
+            } else {
+                if (!f.options.empty() && !any_starts_with(f.options, f.typed + c)) return false;
+            }
+            f.typed += c;
+            break;
+        }
+        case ftype::number: {
+            frame& f = top();
+            if (number_step(f, c)) break;
+            if (!number_done(f.state)) return false;
+            // The number ended before c: the parent takes c.
+            const std::string text = f.typed;
+            child_done(text);
+            if (done_) {
+                done_ = true;
+                return false;
+            }
+            ws_run_ = 0;
+            return feed(c);
+        }
+        case ftype::literal: {
+            frame& f = top();
+            if (any_starts_with(f.options, f.typed + c)) {
+                f.typed += c;
+                if (literal_closed(f)) child_done(f.typed);
+                break;
+            }
+            if (!any_equals(f.options, f.typed)) return false;
+            child_done(f.typed);
+            ws_run_ = 0;
+            return feed(c);
+        }
+    }
+    ws_run_ = 0;
+    return true;
+}
+
+// ---- the trie ----
+
+token_trie::token_trie(const std::vector<std::string>& pieces) {
+    nodes_.emplace_back();
+    for (size_t id = 0; id < pieces.size(); ++id) {
+        if (pieces[id].empty()) continue;
+        int32_t n = 0;
+        for (unsigned char c : pieces[id]) {
+            auto it = nodes_[static_cast<size_t>(n)].next.find(c);
+            if (it == nodes_[static_cast<size_t>(n)].next.end()) {
+                nodes_.emplace_back();
+                it = nodes_[static_cast<size_t>(n)].next.emplace(c, static_cast<int32_t>(nodes_.size() - 1)).first;
+            }
+            n = it->second;
+        }
+        nodes_[static_cast<size_t>(n)].ids.push_back(static_cast<int32_t>(id));
+    }
+}
+
+void token_trie::mask(const json_recognizer& state, std::vector<bool>& allowed) const {
+    std::fill(allowed.begin(), allowed.end(), false);
+    walk(0, state, allowed);
+}
+
+void token_trie::walk(int32_t n, const json_recognizer& state, std::vector<bool>& allowed) const {
+    for (const auto& [c, child] : nodes_[static_cast<size_t>(n)].next) {
+        json_recognizer next = state;
+        if (!next.feed(static_cast<char>(c))) continue;
+        for (int32_t id : nodes_[static_cast<size_t>(child)].ids) allowed[static_cast<size_t>(id)] = true;
+        walk(child, next, allowed);
+    }
+}
+
+}  // namespace mm::text
