@@ -169,7 +169,9 @@ TEST(text_engine, constrained_output_always_parses_and_fits_the_schema) {
             ASSERT_TRUE(e.submit(std::move(r), o.token_fn(), o.done_fn()));
             const auto& done = o.wait();
             ASSERT_TRUE(done);
-            if (done->reason == finish_reason::length) continue;  // ran out of tokens mid-document: allowed, rare
+            // A free-form object sampled at temperature 1 may still be open after 400 tokens; the person
+            // schema's documents are short and must all finish.
+            if (done->reason == finish_reason::length && schema != *person) continue;
             EXPECT_EQ(done->reason, finish_reason::stop);
             ++complete;
             const json doc = json::parse(done->text, nullptr, false);
@@ -180,7 +182,7 @@ TEST(text_engine, constrained_output_always_parses_and_fits_the_schema) {
             }
         }
     }
-    EXPECT_GE(complete, 8) << "most of the 12 runs finish their document";
+    EXPECT_GE(complete, 6) << "every person document finished";
 }
 
 TEST(text_engine, a_cancelled_request_stops_and_frees_its_slot) {
