@@ -23,10 +23,15 @@ status bad(const std::string& param, const std::string& message) {
     return status(errc::invalid_argument, "'" + param + "': " + message);
 }
 
+// How a chat request uses its tools: none; auto (the model may answer with a call); forced (it must).
+enum class tool_mode { none, automatic, forced };
+
 struct parsed {
     text_stage* stage = nullptr;
     std::string model;
     text::generate_request gen;
+    tool_mode tools = tool_mode::none;
+    std::vector<std::string> tool_names;
     bool stream = false;
     bool include_usage = false;
     bool logprobs = false;  // chat: logprobs true; completions: logprobs given
@@ -66,6 +71,17 @@ result<std::vector<text::chat_message>> read_messages(const nlohmann::json& body
         if (role == m.end() || !role->is_string()) return bad(at + ".role", "expected a string");
         text::chat_message msg{role->get<std::string>(), ""};
         auto content = m.find("content");
+        if (auto calls = m.find("tool_calls"); msg.role == "assistant" && calls != m.end() && calls->is_array()) {
+            // Earlier calls go back to the model the way it writes them: {"name", "arguments"}.
+            for (const auto& c : *calls) {
+                if (!c.is_object() || !c.contains("function") || !c["function"].is_object())
+                    return bad(at + ".tool_calls", "expected [{\"type\": \"function\", \"function\": {...}}]");
+                const auto& fn = c["function"];
+                const auto args = nlohmann::json::parse(fn.value("arguments", "{}"), nullptr, false);
+                msg.content += nlohmann::json{{"name", fn.value("name", "")},
+                                              {"arguments", args.is_discarded() ? nlohmann::json::object() : args}}.dump();
+            }
+        }
         if (content == m.end() || content->is_null()) {
             if (msg.role != "assistant") return bad(at + ".content", "required");
         } else if (content->is_string()) {
@@ -86,6 +102,65 @@ result<std::vector<text::chat_message>> read_messages(const nlohmann::json& body
         out.push_back(std::move(msg));
     }
     return out;
+}
+
+// tools and tool_choice (chat): the tools are described to the model in a system message; a required or
+// named choice constrains the answer to a call, {"name", "arguments"}, with that tool's parameters.
+status read_tools(const nlohmann::json& body, parsed& p, std::vector<text::chat_message>& messages) {
+    auto tools = body.find("tools");
+    if (tools == body.end() || tools->is_null()) return ok_status();
+    if (!tools->is_array()) return bad("tools", "expected an array of {\"type\": \"function\", \"function\": {...}}");
+    if (tools->empty()) return ok_status();
+    std::vector<std::pair<std::string, text::json_schema_ptr>> schemas;
+    nlohmann::json described = nlohmann::json::array();
+    for (size_t i = 0; i < tools->size(); ++i) {
+        const auto& t = (*tools)[i];
+        const std::string at = "tools[" + std::to_string(i) + "]";
+        if (!t.is_object() || t.value("type", "") != "function" || !t.contains("function") || !t["function"].is_object())
+            return bad(at, "expected {\"type\": \"function\", \"function\": {\"name\", \"parameters\"}}");
+        const auto& fn = t["function"];
+        if (!fn.contains("name") || !fn["name"].is_string() || fn["name"].get<std::string>().empty())
+            return bad(at + ".function.name", "required");
+        const std::string name = fn["name"];
+        text::json_schema_ptr params = text::json_schema_any_object();
+        if (fn.contains("parameters") && !fn["parameters"].is_null()) {
+            auto s = text::json_schema_parse(fn["parameters"].dump());
+            if (!s) return bad(at + ".function.parameters", s.error().message());
+            params = *s;
+        }
+        schemas.emplace_back(name, params);
+        p.tool_names.push_back(name);
+        described.push_back({{"name", name}, {"description", fn.value("description", "")},
+                             {"parameters", fn.contains("parameters") ? fn["parameters"] : nlohmann::json::object()}});
+    }
+    p.tools = tool_mode::automatic;
+    if (auto choice = body.find("tool_choice"); choice != body.end() && !choice->is_null()) {
+        if (choice->is_string()) {
+            const std::string c = *choice;
+            if (c == "none") p.tools = tool_mode::none;
+            else if (c == "required") p.tools = tool_mode::forced;
+            else if (c != "auto") return bad("tool_choice", "expected \"none\", \"auto\", \"required\" or a named function");
+        } else if (choice->is_object() && choice->contains("function") && (*choice)["function"].is_object() &&
+                   (*choice)["function"].contains("name") && (*choice)["function"]["name"].is_string()) {
+            const std::string name = (*choice)["function"]["name"];
+            std::erase_if(schemas, [&](const auto& s) { return s.first != name; });
+            if (schemas.empty()) return bad("tool_choice.function.name", "names no tool in 'tools'");
+            p.tool_names = {name};
+            p.tools = tool_mode::forced;
+        } else {
+            return bad("tool_choice", "expected \"none\", \"auto\", \"required\" or {\"type\": \"function\", \"function\": {\"name\"}}");
+        }
+    }
+    if (p.tools == tool_mode::none) return ok_status();
+    if (p.gen.constraint && p.tools == tool_mode::forced)
+        return bad("tool_choice", "a forced tool call cannot be combined with response_format");
+    const std::string how =
+        "You can call these functions. To call one, answer with only a JSON object {\"name\": <function name>, "
+        "\"arguments\": <an object matching its parameters>}.\nFunctions: " + described.dump();
+    if (!messages.empty() && messages.front().role == "system") messages.front().content += "\n\n" + how;
+    else messages.insert(messages.begin(), text::chat_message{"system", how});
+    if (p.tools == tool_mode::forced) p.gen.constraint = text::json_schema_tool_call(std::move(schemas));
+    return ok_status();
 }
 
 result<parsed> parse(api kind, const std::string& body_text, const text_models& stages, const model_registry& registry) {
@@ -163,13 +238,24 @@ result<parsed> parse(api kind, const std::string& body_text, const text_models& 
     MM_TRY(read(body, "max_completion_tokens", max_tokens));
     if (max_tokens < 0 || max_tokens > (1 << 24)) return bad("max_tokens", "must be >= 0");
     g.max_tokens = static_cast<int>(max_tokens);
+    // Structured output: the answer is constrained to a JSON document of the schema.
     if (auto rf = body.find("response_format"); rf != body.end() && !rf->is_null()) {
-        if (!rf->is_object() || !rf->contains("type")) return bad("response_format", "expected {\"type\": ...}");
-        if ((*rf)["type"] != "text")
-            return status(errc::unsupported, "'response_format': only {\"type\": \"text\"} is supported by this server yet");
+        if (!rf->is_object() || !rf->contains("type") || !(*rf)["type"].is_string())
+            return bad("response_format", "expected {\"type\": \"text\" | \"json_object\" | \"json_schema\"}");
+        const std::string type = (*rf)["type"];
+        if (type == "json_object") {
+            g.constraint = text::json_schema_any_object();
+        } else if (type == "json_schema") {
+            const auto js = rf->find("json_schema");
+            if (js == rf->end() || !js->is_object() || !js->contains("schema") || !(*js)["schema"].is_object())
+                return bad("response_format.json_schema", "expected {\"name\", \"schema\": {...}}");
+            auto schema = text::json_schema_parse((*js)["schema"].dump());
+            if (!schema) return bad("response_format.json_schema.schema", schema.error().message());
+            g.constraint = *schema;
+        } else if (type != "text") {
+            return bad("response_format.type", "expected \"text\", \"json_object\" or \"json_schema\"");
+        }
     }
-    if (auto tools = body.find("tools"); tools != body.end() && !tools->is_null() && !(tools->is_array() && tools->empty()))
-        return status(errc::unsupported, "'tools': tool calls are not supported by this server yet");
 
     if (kind == api::chat) {
         MM_TRY(read(body, "logprobs", p.logprobs));
@@ -179,6 +265,7 @@ result<parsed> parse(api kind, const std::string& body_text, const text_models& 
         if (top > 0 && !p.logprobs) return bad("top_logprobs", "requires logprobs: true");
         if (p.logprobs) g.top_logprobs = static_cast<int>(top);
         MM_ASSIGN(auto messages, read_messages(body));
+        MM_TRY(read_tools(body, p, messages));
         MM_ASSIGN(g.prompt, p.stage->chat_prompt(messages));
     } else {
         int64_t lp = -1;
@@ -288,6 +375,8 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
         std::string id, model;
         int64_t created = 0;
         bool stream = false, include_usage = false, logprobs = false;
+        tool_mode tools = tool_mode::none;
+        std::vector<std::string> tool_names;
         logprob_log lp;
         std::mutex mu;           // orders the head before the engine's first write
         bool head_sent = false;  // guarded by mu
@@ -302,6 +391,8 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
     st->stream = p->stream;
     st->include_usage = p->include_usage;
     st->logprobs = p->logprobs;
+    st->tools = p->tools;
+    st->tool_names = p->tool_names;
     const char* object = kind == api::chat ? (st->stream ? "chat.completion.chunk" : "chat.completion")
                                            : "text_completion";
     auto chunk = [st, object](json choice) {
@@ -325,6 +416,8 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
     if (st->stream) {
         on_token = [st, chunk, head](const text::generated_token& t) {
             head();
+            // With tools, the answer is only known to be text or a call at the end: it goes out whole then.
+            if (st->tools != tool_mode::none) return;
             if (t.text.empty() && !st->logprobs) return;
             json lp = nullptr;
             if (st->logprobs)
@@ -353,7 +446,25 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
             return st->out->stream_end();
         }
         const char* finish = text::finish_reason_name(r->reason);
+        // A tool call: the whole answer is {"name": <one of the tools>, "arguments": {...}}.
+        json call = nullptr;
+        if (st->tools != tool_mode::none) {
+            const auto doc = nlohmann::json::parse(r->text, nullptr, false);
+            if (doc.is_object() && doc.contains("name") && doc["name"].is_string() && doc.contains("arguments") &&
+                doc["arguments"].is_object() &&
+                std::find(st->tool_names.begin(), st->tool_names.end(), doc["name"].get<std::string>()) != st->tool_names.end()) {
+                call = json::array({{{"id", "call_" + request_id_generate().substr(4)},
+                                     {"type", "function"},
+                                     {"function", {{"name", doc["name"]}, {"arguments", doc["arguments"].dump()}}}}});
+                finish = "tool_calls";
+            }
+        }
         if (st->stream) {
+            if (st->tools != tool_mode::none) {
+                json delta = call.is_null() ? json{{"content", r->text}} : json{{"tool_calls", call}};
+                if (!call.is_null()) delta["tool_calls"][0]["index"] = 0;
+                st->out->stream_write(sse(chunk({{"index", 0}, {"delta", delta}, {"logprobs", nullptr}, {"finish_reason", nullptr}})));
+            }
             if (st->kind == api::chat)
                 st->out->stream_write(sse(chunk({{"index", 0}, {"delta", json::object()}, {"logprobs", nullptr},
                                                  {"finish_reason", finish}})));
@@ -369,7 +480,10 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
             return st->out->stream_end();
         }
         json choice;
-        if (st->kind == api::chat)
+        if (st->kind == api::chat && !call.is_null())
+            choice = {{"index", 0}, {"message", {{"role", "assistant"}, {"content", nullptr}, {"refusal", nullptr}, {"tool_calls", call}}},
+                      {"logprobs", st->logprobs ? st->lp.done(st->kind) : json(nullptr)}, {"finish_reason", finish}};
+        else if (st->kind == api::chat)
             choice = {{"index", 0}, {"message", {{"role", "assistant"}, {"content", r->text}, {"refusal", nullptr}}},
                       {"logprobs", st->logprobs ? st->lp.done(st->kind) : json(nullptr)}, {"finish_reason", finish}};
         else

@@ -15,7 +15,7 @@ const admin = "acceptance-admin-key-0123456789";
 const model = "stories260k";
 writeFileSync(join(dir, "mmserve.json"), JSON.stringify({
   host: "127.0.0.1", port: 0, data_dir: join(dir, "data"), admin_key: admin,
-  models: [{ id: model, kind: "llm", path: join(repo, "models/demo/stories260K-f32.gguf"), n_ctx: 512 }],
+  models: [{ id: model, kind: "llm", path: join(repo, "models/demo/stories260K-f32.gguf"), n_ctx: 1024 }],
   prices: { "chat.completions": 1000, completions: 500 },
 }));
 
@@ -117,6 +117,37 @@ try {
       assert.equal(t.top_logprobs.length, 2);
       assert.equal(t.top_logprobs[0].logprob, t.logprob, "greedy picks the top token");
     }
+  });
+
+  const weather = {
+    type: "object",
+    properties: { city: { enum: ["Paris", "Rome"] }, days: { type: "integer" } },
+    required: ["city", "days"],
+  };
+
+  await check("a forced tool call comes back as tool_calls with parseable arguments", async () => {
+    const r = await client.chat.completions.create({
+      model, messages: [{ role: "user", content: "Weather?" }], max_tokens: 200, temperature: 0,
+      tools: [{ type: "function", function: { name: "get_weather", description: "Forecast", parameters: weather } }],
+      tool_choice: { type: "function", function: { name: "get_weather" } },
+    });
+    const c = r.choices[0];
+    assert.equal(c.finish_reason, "tool_calls", JSON.stringify(c));
+    assert.equal(c.message.tool_calls.length, 1);
+    assert.equal(c.message.tool_calls[0].function.name, "get_weather");
+    const args = JSON.parse(c.message.tool_calls[0].function.arguments);
+    assert.ok(["Paris", "Rome"].includes(args.city), JSON.stringify(args));
+    assert.ok(Number.isInteger(args.days));
+  });
+
+  await check("a json_schema response parses and fits", async () => {
+    const r = await client.chat.completions.create({
+      model, messages: [{ role: "user", content: "Weather as JSON" }], max_tokens: 200, temperature: 0.7, seed: 5,
+      response_format: { type: "json_schema", json_schema: { name: "weather", schema: weather, strict: true } },
+    });
+    const doc = JSON.parse(r.choices[0].message.content);
+    assert.ok(["Paris", "Rome"].includes(doc.city));
+    assert.ok(Number.isInteger(doc.days));
   });
 
   await check("unknown model is a NotFoundError (404 model_not_found)", async () => {

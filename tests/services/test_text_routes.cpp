@@ -205,7 +205,9 @@ TEST(text_routes, bad_requests_get_openai_errors_and_cost_nothing) {
         ASSERT_TRUE(a.body.contains("error")) << r.name;
         EXPECT_NE(a.body["error"]["message"].get<std::string>().find(r.in_message), std::string::npos)
             << r.name << ": " << a.body["error"]["message"];
-        if (!r.code.empty()) EXPECT_EQ(a.body["error"]["code"], r.code) << r.name;
+        if (!r.code.empty()) {
+            EXPECT_EQ(a.body["error"]["code"], r.code) << r.name;
+        }
     }
     EXPECT_EQ(f.spent(), 0);
     EXPECT_EQ(f.call("POST", "/v1/completions", R"({"model":"stories","prompt":"x"})", "sk-wrong").status, 401u);
@@ -233,6 +235,70 @@ TEST(text_routes, logprobs_have_openais_shapes) {
     EXPECT_EQ(lp["token_logprobs"].size(), 3u);
     EXPECT_EQ(lp["top_logprobs"][0].size(), 2u);
     EXPECT_EQ(lp["text_offset"][0], 0);
+}
+
+TEST(text_routes, structured_output_and_tool_calls_always_parse) {
+    fixture f(1024);  // the tool description alone is ~300 of this tiny vocabulary's tokens
+    // An enum and an integer: documents a story model is sure to finish (a free string might run on for as
+    // long as max_tokens allows, which is a length finish, not a malformed one).
+    const json weather = {{"type", "object"},
+                          {"properties", {{"city", {{"enum", {"Paris", "Rome"}}}}, {"days", {{"type", "integer"}}}}},
+                          {"required", {"city", "days"}}};
+    for (int seed = 0; seed < 3; ++seed) {
+        json req = {{"model", "stories"}, {"messages", {{{"role", "user"}, {"content", "Weather in Paris?"}}}},
+                    {"max_tokens", 300}, {"seed", seed}, {"temperature", 0.8}};
+        json obj = req;
+        obj["response_format"] = {{"type", "json_schema"}, {"json_schema", {{"name", "w"}, {"schema", weather}}}};
+        auto a = f.call("POST", "/v1/chat/completions", obj.dump());
+        ASSERT_EQ(a.status, 200u) << a.body.dump();
+        EXPECT_EQ(a.body["choices"][0]["finish_reason"], "stop");
+        const json doc = json::parse(a.body["choices"][0]["message"]["content"].get<std::string>());
+        EXPECT_TRUE(doc["city"] == "Paris" || doc["city"] == "Rome") << doc;
+        EXPECT_TRUE(doc["days"].is_number_integer()) << doc;
+
+        json tool = req;
+        tool["tools"] = {{{"type", "function"}, {"function", {{"name", "get_weather"}, {"parameters", weather}}}}};
+        tool["tool_choice"] = "required";
+        auto t = f.call("POST", "/v1/chat/completions", tool.dump());
+        ASSERT_EQ(t.status, 200u) << t.body.dump();
+        const json& choice = t.body["choices"][0];
+        EXPECT_EQ(choice["finish_reason"], "tool_calls") << choice.dump();
+        ASSERT_EQ(choice["message"]["tool_calls"].size(), 1u) << choice.dump();
+        EXPECT_TRUE(choice["message"]["content"].is_null());
+        const json& call = choice["message"]["tool_calls"][0];
+        EXPECT_EQ(call["type"], "function");
+        EXPECT_TRUE(call["id"].get<std::string>().starts_with("call_"));
+        EXPECT_EQ(call["function"]["name"], "get_weather");
+        const json args = json::parse(call["function"]["arguments"].get<std::string>());
+        EXPECT_TRUE(args["city"] == "Paris" || args["city"] == "Rome") << args;
+        EXPECT_TRUE(args["days"].is_number_integer()) << args;
+
+        tool["stream"] = true;
+        auto st = f.call("POST", "/v1/chat/completions", tool.dump());
+        auto [evs, done] = events(st.raw.body());
+        EXPECT_TRUE(done);
+        bool saw_call = false;
+        for (const auto& e : evs)
+            for (const auto& c : e["choices"])
+                if (c["delta"].contains("tool_calls")) {
+                    saw_call = true;
+                    EXPECT_EQ(c["delta"]["tool_calls"][0]["index"], 0);
+                    EXPECT_EQ(c["delta"]["tool_calls"][0]["function"]["name"], "get_weather");
+                }
+        EXPECT_TRUE(saw_call) << st.raw.body();
+    }
+    struct row { const char* name; std::string body; const char* in_message; };
+    const row bad[] = {
+        {"unknown tool", R"({"model":"stories","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"a"}}],"tool_choice":{"type":"function","function":{"name":"b"}}})", "tool_choice"},
+        {"tool without name", R"({"model":"stories","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{}}]})", "name"},
+        {"anyOf", R"({"model":"stories","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"a","schema":{"anyOf":[]}}}})", "anyOf"},
+        {"format type", R"({"model":"stories","messages":[{"role":"user","content":"x"}],"response_format":{"type":"yaml"}})", "response_format"},
+    };
+    for (const auto& r : bad) {
+        auto a = f.call("POST", "/v1/chat/completions", r.body);
+        EXPECT_EQ(a.status, 400u) << r.name << ": " << a.body.dump();
+        EXPECT_NE(a.body["error"]["message"].get<std::string>().find(r.in_message), std::string::npos) << r.name << ": " << a.body.dump();
+    }
 }
 
 TEST(text_routes, a_client_that_leaves_mid_stream_stops_generation_and_is_not_billed) {

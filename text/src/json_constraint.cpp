@@ -23,7 +23,7 @@ namespace {
 using json = nlohmann::ordered_json;  // keeps properties in declared order
 using kind = json_schema::kind;
 
-constexpr int k_max_ws_run = 16;       // whitespace bytes in a row
+constexpr int k_max_ws_run = 2;  // whitespace bytes in a row: enough for "\n " indentation steps, too few to loop on
 constexpr size_t k_max_number = 32;    // characters in one number
 constexpr size_t k_max_properties = 64;
 
@@ -256,7 +256,7 @@ bool json_recognizer::feed(char c) {
         return *stack_.back();
     };
     // A finished child: the parent moves on.
-    auto child_done = [&](const std::string& child_text) {
+    auto child_done = [&](std::string child_text) {  // by value: it may name the frame being popped
         stack_.pop_back();
         if (stack_.empty()) {
             done_ = true;
