@@ -12,7 +12,23 @@
 #include <string>
 #include <vector>
 
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "account_routes.h"
 #include "bench_header.h"
+#include "clock.h"
+#include "key_hash.h"
+#include "meter.h"
+#include "services/model_registry.h"
+#include "services/server.h"
+#include "sqlite_ledger.h"
+#include "text_routes.h"
 #include "common/gguf.h"
 #include "ref/random_llama.h"
 #include "text/kv_cache.h"
@@ -94,6 +110,64 @@ void row(const char* name, const text::llama_model& m, const speed& ours, const 
     std::printf("\n");
 }
 
+// Aggregate generated tokens/s through the HTTP API: `streams` clients at once, each a streamed completion
+// of `tokens` tokens, against a server with the real meter and the text routes.
+double http_aggregate(const fs::path& model, int streams, int tokens) {
+    namespace net = boost::asio;
+    namespace beast = boost::beast;
+    namespace http = beast::http;
+    using namespace mm::services;
+    const fs::path dir = fs::temp_directory_path() / ("mm_bench_text_http_" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    auto secret = server_secret_load_or_create(dir);
+    system_clock clk;
+    auto book = sqlite_ledger::open({.path = dir / "ledger.sqlite3", .server_secret = *secret, .clk = &clk});
+    server_config config;
+    meter m({.config = config, .book = **book, .time = clk, .server_secret = *secret});
+    auto key = (*book)->key_create({.user = "bench", .limits = {}});
+    thread_pool pool;
+    model_registry registry;
+    text_models text;
+    auto stage = text::text_stage::load({.id = "m", .path = model, .n_parallel = 16, .n_ctx = 256, .max_queue = 64}, pool);
+    if (!stage) return 0;
+    text.add(std::move(*stage));
+    auto table = server_routes();
+    for (auto& r : text_routes(m, text, registry)) table.push_back(std::move(r));
+    server_params p;
+    p.host = "127.0.0.1";
+    p.port = 0;
+    server srv(p, std::move(table));
+    if (!srv.start()) return 0;
+    const std::string body = nlohmann::json{{"model", "m"}, {"prompt", "Once upon a time"}, {"max_tokens", tokens},
+                                            {"temperature", 0.8}, {"stream", true}, {"ignore_eos", true}}.dump();
+    const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + key->secret +
+                            "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+                            "\r\n\r\n" + body;
+    std::atomic<int64_t> generated{0};
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<std::thread> clients;
+    for (int c = 0; c < streams; ++c)
+        clients.emplace_back([&] {
+            net::io_context ioc;
+            beast::tcp_stream s(ioc);
+            s.connect(net::ip::tcp::endpoint(net::ip::make_address("127.0.0.1"), srv.port()));
+            net::write(s, net::buffer(req));
+            beast::flat_buffer buf;
+            http::response<http::string_body> res;
+            http::read(s, buf, res);
+            // Each token's event is one "data:" line carrying a choice; the usage-free stream ends with [DONE].
+            int64_t n = 0;
+            for (size_t at = 0; (at = res.body().find("\"text\":", at)) != std::string::npos; ++at) ++n;
+            generated += n - 1;  // the last event is the finish chunk
+        });
+    for (auto& t : clients) t.join();
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    srv.stop();
+    book->reset();
+    fs::remove_all(dir);
+    return static_cast<double>(generated.load()) / secs;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -138,6 +212,11 @@ int main(int argc, char** argv) {
             }
             const std::string label = "1.1B random " + std::string(dtype_name(t));
             row(label.c_str(), **m, measure(pool, **m, n_prefill, n_decode), llama_cpp(path, n_prefill, n_decode, pool.size()), gbs);
+        }
+        if (t == dtype::q4_0) {
+            std::printf("  through HTTP (streamed completions of 32 tokens, meter on): ");
+            for (int streams : {1, 4, 16}) std::printf("%d streams %.1f tok/s   ", streams, http_aggregate(path, streams, 32));
+            std::printf("\n");
         }
         fs::remove(path);
     }

@@ -222,7 +222,7 @@ int serve(const std::vector<std::string_view>& args) {
     std::printf("mmserve listening on %s\n", url.c_str());
     std::fflush(stdout);
     // Models load beside the serving server: /ready answers 503 with their progress until all are in.
-    std::thread loader([&] { mm::services::load_models(*config, models, text, pool); });
+    std::thread loader([&] { mm::services::load_models(*config, models, text, pool, &stats); });
 
     signal_ioc.run();
     mm::log_info("server_stopping", {{"signal", stop_signal == SIGINT ? "SIGINT" : "SIGTERM"}});

@@ -7,7 +7,8 @@
 
 namespace mm::services {
 
-void load_models(const server_config& config, model_registry& registry, text_models& text, thread_pool& pool) {
+void load_models(const server_config& config, model_registry& registry, text_models& text, thread_pool& pool,
+                 metrics* stats) {
     for (const auto& m : config.models) {
         if (m.kind != model_kind::llm) {
             // Only the text stage is built into this binary so far: say so on /ready rather than "loading".
@@ -32,6 +33,7 @@ void load_models(const server_config& config, model_registry& registry, text_mod
             log_error("model_load_failed", {{"model", m.id}, {"error", stage.error().to_string()}});
             continue;
         }
+        if (stats) stats->queue_depth_source("text:" + m.id, [s = stage->get()] { return int64_t{s->queued()}; });
         text.add(std::move(*stage));
         registry.ready(m.id, static_cast<int64_t>(std::time(nullptr)));
     }

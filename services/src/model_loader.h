@@ -4,6 +4,7 @@
 #pragma once
 
 #include "common/thread_pool.h"
+#include "services/metrics.h"
 #include "services/model_registry.h"
 #include "services/server_config.h"
 #include "text_routes.h"
@@ -11,6 +12,8 @@
 namespace mm::services {
 
 // Blocks until every model has loaded or failed; run it beside the server so /ready can report meanwhile.
-void load_models(const server_config& config, model_registry& registry, text_models& text, thread_pool& pool);
+// stats (optional) gets each stage's queue depth for /metrics.
+void load_models(const server_config& config, model_registry& registry, text_models& text, thread_pool& pool,
+                 metrics* stats = nullptr);
 
 }  // namespace mm::services

@@ -195,6 +195,7 @@ result<parsed> parse(api kind, const std::string& body_text, const text_models& 
     MM_TRY(read(body, "frequency_penalty", sp.frequency_penalty));
     MM_TRY(read(body, "presence_penalty", sp.presence_penalty));
     MM_TRY(read(body, "repetition_penalty", sp.repetition_penalty));
+    MM_TRY(read(body, "ignore_eos", g.ignore_eos));
     int64_t seed = 0;
     MM_TRY(read(body, "seed", seed));
     sp.seed = static_cast<uint64_t>(seed);
