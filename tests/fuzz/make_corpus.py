@@ -143,11 +143,46 @@ def safetensors_seeds():
     yield "crash-zero-last-dim.safetensors", safetensors([("no_cols", "F32", [4, 0]), ("a", "F32", [2])])
 
 
+# ---- the text stage: JSON schemas with documents, and GGUF vocabularies ----
+
+def json_schema_seeds():
+    person = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"},
+              "tags": {"type": "array", "items": {"type": "string"}}, "role": {"enum": ["a", "b", 3, None]}},
+              "required": ["name"]}
+    cases = [
+        ("person", person, '{"name":"x\\u00e9","age":-3,"tags":["a"],"role":3}'),
+        ("any", {}, '{"a":[1,2.5e-3,{"b":null}],"c":true}'),
+        ("number", {"type": "number"}, "-0.5E+2"),
+        ("const", {"const": {"k": [1]}}, '{"k":[1]}'),
+        ("bad_type", {"type": "quaternion"}, "{}"),
+        ("nested", {"type": "array", "items": {"type": "array", "items": {"type": "boolean"}}}, "[[true],[false,true]]"),
+    ]
+    for name, schema, doc in cases:
+        yield name + ".bin", json.dumps(schema).encode() + b"\0" + doc.encode()
+
+
+def tokenizer_seeds():
+    tokens = ["<unk>", "<s>", "</s>"] + ["<0x%02X>" % b for b in range(256)] + \
+             ["\u2581", "\u2581a", "ab", "\u2581ab", "<|im_end|>", "\u2581\u2581"]
+    types = [2, 3, 3] + [6] * 256 + [1, 1, 1, 1, 3, 1]
+    scores = [0.0] * len(tokens)
+    for i in range(len(tokens)):
+        scores[i] = -float(i)
+    kvs = [("general.architecture", T_STR, "llama"), ("tokenizer.ggml.model", T_STR, "llama"),
+           ("tokenizer.ggml.tokens", T_ARR, (T_STR, tokens)), ("tokenizer.ggml.scores", T_ARR, (T_F32, scores)),
+           ("tokenizer.ggml.token_type", T_ARR, (T_I32, types)), ("tokenizer.ggml.bos_token_id", T_U32, 1),
+           ("tokenizer.ggml.eos_token_id", T_U32, 2)]
+    yield "spm.gguf", gguf(kvs, [])
+    yield "no_types.gguf", gguf(kvs[:4], [])
+    yield "bad_type.gguf", gguf(kvs[:4] + [("tokenizer.ggml.token_type", T_ARR, (T_I32, [9] * len(tokens)))], [])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", help="the shared/ folder, for real header prefixes")
     args = ap.parse_args()
-    for sub, seeds in (("gguf", gguf_seeds()), ("safetensors", safetensors_seeds())):
+    for sub, seeds in (("gguf", gguf_seeds()), ("safetensors", safetensors_seeds()),
+                       ("json_schema", json_schema_seeds()), ("tokenizer", tokenizer_seeds())):
         folder = os.path.join(HERE, "corpus", sub)
         os.makedirs(folder, exist_ok=True)
         for name, data in seeds:
