@@ -177,12 +177,24 @@ def tokenizer_seeds():
     yield "bad_type.gguf", gguf(kvs[:4] + [("tokenizer.ggml.token_type", T_ARR, (T_I32, [9] * len(tokens)))], [])
 
 
+def multipart_seeds():
+    ct = b"multipart/form-data; boundary=XyZ\n"
+    file_part = (b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
+                 b"Content-Type: audio/wav\r\n\r\nRIFF\x00\n--XyZ-x\r\n")
+    field = b"--XyZ\r\nContent-Disposition: form-data; name=model\r\n\r\nwhisper-1\r\n"
+    yield "upload.txt", ct + file_part + field + b"--XyZ--\r\n"
+    yield "preamble.txt", ct + b"pre\r\n" + field + b"--XyZ--"
+    yield "quoted.txt", b"multipart/form-data; boundary=\"a b\"\n--a b\r\nContent-Disposition: form-data; name=x\r\n\r\n1\r\n--a b--"
+    yield "cut.txt", ct + file_part[:40]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", help="the shared/ folder, for real header prefixes")
     args = ap.parse_args()
     for sub, seeds in (("gguf", gguf_seeds()), ("safetensors", safetensors_seeds()),
-                       ("json_schema", json_schema_seeds()), ("tokenizer", tokenizer_seeds())):
+                       ("json_schema", json_schema_seeds()), ("tokenizer", tokenizer_seeds()),
+                       ("multipart", multipart_seeds())):
         folder = os.path.join(HERE, "corpus", sub)
         os.makedirs(folder, exist_ok=True)
         for name, data in seeds:
