@@ -188,13 +188,22 @@ def multipart_seeds():
     yield "cut.txt", ct + file_part[:40]
 
 
+def http_request_seeds():
+    yield "get.txt", b"\x07GET /v1/models/stories%20x?x=1 HTTP/1.1\r\nHost: a\r\n\r\n"
+    yield "post.txt", b"\x30POST /v1/audio/transcriptions HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
+    yield "chunked.txt", (b"\x11POST /v1/models HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          b"3\r\nabc\r\n0\r\n\r\n")
+    yield "delete.txt", b"\x00DELETE /v1/admin/keys/%2F..%2F HTTP/1.1\r\nHost: a\r\n\r\n"
+    yield "unknown.txt", b"\x05PATCH /nope/ HTTP/1.0\r\n\r\n"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", help="the shared/ folder, for real header prefixes")
     args = ap.parse_args()
     for sub, seeds in (("gguf", gguf_seeds()), ("safetensors", safetensors_seeds()),
                        ("json_schema", json_schema_seeds()), ("tokenizer", tokenizer_seeds()),
-                       ("multipart", multipart_seeds())):
+                       ("multipart", multipart_seeds()), ("http_request", http_request_seeds())):
         folder = os.path.join(HERE, "corpus", sub)
         os.makedirs(folder, exist_ok=True)
         for name, data in seeds:
