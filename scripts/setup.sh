@@ -15,6 +15,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libopenblas-dev nlohmann-json3-dev libboost-dev
   libsqlite3-dev libssl-dev   # the meter's ledger; key hashing (libcrypto)
+  libicu-dev                  # Unicode categories for the BPE tokenizer's pre-tokenization
   libgtest-dev
   clang libclang-rt-14-dev   # libFuzzer + sanitizers for the fuzz targets
 )

@@ -175,6 +175,13 @@ def tokenizer_seeds():
     yield "spm.gguf", gguf(kvs, [])
     yield "no_types.gguf", gguf(kvs[:4], [])
     yield "bad_type.gguf", gguf(kvs[:4] + [("tokenizer.ggml.token_type", T_ARR, (T_I32, [9] * len(tokens)))], [])
+    # Byte-level BPE: the printable bytes, a space (U+0120), and a few merges.
+    bpe_tokens = [chr(b) for b in range(0x21, 0x7F)] + ["\u0120", "ab", "\u0120ab", "<|endoftext|>"]
+    bpe_kvs = [("tokenizer.ggml.model", T_STR, "gpt2"), ("tokenizer.ggml.pre", T_STR, "gpt-2"),
+               ("tokenizer.ggml.tokens", T_ARR, (T_STR, bpe_tokens)),
+               ("tokenizer.ggml.token_type", T_ARR, (T_I32, [1] * (len(bpe_tokens) - 1) + [3])),
+               ("tokenizer.ggml.merges", T_ARR, (T_STR, ["a b", "\u0120 ab"]))]
+    yield "gpt2.gguf", gguf(bpe_kvs, [])
 
 
 def multipart_seeds():

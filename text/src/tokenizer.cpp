@@ -6,6 +6,8 @@
 #include <fstream>
 #include <queue>
 
+#include <unicode/uchar.h>
+
 namespace mm::text {
 namespace {
 
@@ -36,14 +38,146 @@ std::optional<int> byte_of(std::string_view t) {
     return v;
 }
 
+// GPT-2's byte-level alphabet: printable bytes stand for themselves, the rest take code points from 256 up, so
+// every byte string is a string of printable characters.
+struct byte_alphabet {
+    uint32_t to_cp[256];
+    std::unordered_map<uint32_t, uint8_t> to_byte;
+    byte_alphabet() {
+        uint32_t next = 256;
+        for (uint32_t b = 0; b < 256; ++b) {
+            const bool printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+            to_cp[b] = printable ? b : next++;
+            to_byte[to_cp[b]] = static_cast<uint8_t>(b);
+        }
+    }
+};
+const byte_alphabet& alphabet() {
+    static const byte_alphabet a;
+    return a;
+}
+
+void append_utf8(std::string& out, uint32_t cp) {
+    if (cp < 0x80) {
+        out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+        out += static_cast<char>(0xC0 | (cp >> 6));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        out += static_cast<char>(0xE0 | (cp >> 12));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+        out += static_cast<char>(0xF0 | (cp >> 18));
+        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+}
+
+// Code points of s with their byte offsets; an invalid byte stands for itself (as U+FFFD would, but keeps
+// the byte for the byte-level alphabet).
+struct cp_at {
+    uint32_t cp;
+    size_t at, n;
+};
+std::vector<cp_at> code_points(std::string_view s) {
+    std::vector<cp_at> out;
+    for (size_t i = 0; i < s.size();) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        size_t n = utf8_char_len(c);
+        uint32_t cp = n == 1 ? c : c & (0xFF >> (n + 1));
+        bool ok = n == 1 ? c < 0x80 : i + n <= s.size();
+        for (size_t k = 1; ok && k < n; ++k) {
+            const auto b = static_cast<unsigned char>(s[i + k]);
+            if ((b & 0xC0) != 0x80) ok = false;
+            cp = (cp << 6) | (b & 0x3F);
+        }
+        if (!ok) n = 1, cp = 0xFFFD;
+        out.push_back({cp, i, n});
+        i += n;
+    }
+    return out;
+}
+
+bool is_letter(uint32_t cp) { return cp != 0xFFFD && (U_GET_GC_MASK(static_cast<UChar32>(cp)) & U_GC_L_MASK) != 0; }
+bool is_number(uint32_t cp) { return cp != 0xFFFD && (U_GET_GC_MASK(static_cast<UChar32>(cp)) & U_GC_N_MASK) != 0; }
+bool is_space(uint32_t cp) { return cp != 0xFFFD && u_isUWhiteSpace(static_cast<UChar32>(cp)); }
+
+// GPT-2's pre-tokenizer, 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+, as byte
+// ranges of text.
+std::vector<std::string_view> gpt2_split(std::string_view text) {
+    const auto cps = code_points(text);
+    std::vector<std::string_view> out;
+    const size_t n = cps.size();
+    auto other = [&](size_t k) { return !is_space(cps[k].cp) && !is_letter(cps[k].cp) && !is_number(cps[k].cp); };
+    auto emit = [&](size_t from, size_t to) {  // code points [from, to)
+        const size_t a = cps[from].at, b = to < n ? cps[to].at : text.size();
+        out.push_back(text.substr(a, b - a));
+    };
+    for (size_t i = 0; i < n;) {
+        const uint32_t c = cps[i].cp;
+        if (c == '\'' && i + 1 < n) {
+            const uint32_t a = cps[i + 1].cp, b = i + 2 < n ? cps[i + 2].cp : 0;
+            if (a == 's' || a == 't' || a == 'm' || a == 'd') {
+                emit(i, i + 2);
+                i += 2;
+                continue;
+            }
+            if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) {
+                emit(i, i + 3);
+                i += 3;
+                continue;
+            }
+        }
+        const size_t start = i;
+        size_t j = i + (c == ' ' && i + 1 < n && !is_space(cps[i + 1].cp) ? 1 : 0);
+        if (is_letter(cps[j].cp)) {
+            while (j < n && is_letter(cps[j].cp)) ++j;
+        } else if (is_number(cps[j].cp)) {
+            while (j < n && is_number(cps[j].cp)) ++j;
+        } else if (other(j)) {
+            while (j < n && other(j)) ++j;
+        } else {
+            // Whitespace: all of it at the end, else all but the last one (which joins the next word).
+            j = i;
+            while (j < n && is_space(cps[j].cp)) ++j;
+            if (j < n && j - i > 1) --j;
+        }
+        emit(start, j);
+        i = j;
+    }
+    return out;
+}
+
 }  // namespace
 
 result<tokenizer> tokenizer::from_gguf(const gguf_file& f) {
     auto model = f.get_string("tokenizer.ggml.model");
     if (!model) return model.error();
-    if (*model != "llama")
-        return status(errc::unsupported, "tokenizer model '" + std::string(*model) + "' is not supported yet (llama)");
+    if (*model != "llama" && *model != "gpt2")
+        return status(errc::unsupported, "tokenizer model '" + std::string(*model) + "' is not supported (llama, gpt2)");
     tokenizer t;
+    if (*model == "gpt2") {
+        // Only GPT-2's own pre-tokenizer is implemented; others (llama-bpe, qwen2, ...) split text differently
+        // and would give subtly wrong ids, so they are refused rather than guessed.
+        if (f.find("tokenizer.ggml.pre")) {
+            auto name = f.get_string("tokenizer.ggml.pre");
+            if (!name) return name.error();
+            if (*name != "gpt-2" && *name != "gpt2" && *name != "default")
+                return status(errc::unsupported, "BPE pre-tokenizer '" + std::string(*name) + "' is not supported (gpt-2)");
+        }
+        t.kind_ = kind::bpe;
+        t.add_bos_ = false;
+        t.add_space_prefix_ = false;
+        auto merges = f.get_string_array("tokenizer.ggml.merges");
+        if (!merges) return merges.error();
+        if (merges->size() > k_max_vocab) return corrupt("too many merges");
+        for (size_t i = 0; i < merges->size(); ++i) {
+            if ((*merges)[i].find(' ') == std::string::npos) return corrupt("merge " + std::to_string(i) + " has no space");
+            t.merge_rank_.try_emplace(std::move((*merges)[i]), static_cast<int32_t>(i));
+        }
+    }
     auto texts = f.get_string_array("tokenizer.ggml.tokens");
     if (!texts) return texts.error();
     if (texts->empty() || texts->size() > k_max_vocab) return corrupt("token count out of range");
@@ -168,6 +302,14 @@ std::string tokenizer::piece(int32_t id) const {
         case token_type::normal: case token_type::unknown: break;
     }
     std::string out;
+    if (kind_ == kind::bpe) {  // back from the byte-level alphabet
+        for (const auto& c : code_points(tk.text)) {
+            auto it = alphabet().to_byte.find(c.cp);
+            if (it != alphabet().to_byte.end()) out += static_cast<char>(it->second);
+            else out.append(tk.text, c.at, c.n);
+        }
+        return out;
+    }
     for (size_t i = 0; i < tk.text.size();) {
         if (tk.text.compare(i, space_.size(), space_) == 0) {
             out += ' ';
@@ -217,6 +359,11 @@ std::vector<int32_t> tokenizer::encode(std::string_view text, bool add_special, 
             prev_special = true;
             continue;
         }
+        if (kind_ == kind::bpe) {
+            encode_bpe(f.raw, out);
+            prev_special = false;
+            continue;
+        }
         std::string s;
         if (add_space_prefix_ && prev_special) s = " ";
         s += f.raw;
@@ -234,7 +381,17 @@ std::vector<int32_t> tokenizer::encode(std::string_view text, bool add_special, 
 // SentencePiece BPE: start from characters, repeatedly merge the adjacent pair whose joined text is the
 // highest-scoring token (the leftmost on ties), then spell what is left: a known piece as its token, an
 // unknown character as its bytes' tokens.
-void tokenizer::encode_spm(std::string text, std::vector<int32_t>& out) const {
+void tokenizer::encode_spm(std::string text, std::vector<int32_t>& out) const { merge(text, out, false); }
+
+void tokenizer::encode_bpe(std::string_view text, std::vector<int32_t>& out) const {
+    for (std::string_view word : gpt2_split(text)) {
+        std::string mapped;
+        for (unsigned char b : word) append_utf8(mapped, alphabet().to_cp[b]);
+        merge(mapped, out, true);
+    }
+}
+
+void tokenizer::merge(const std::string& text, std::vector<int32_t>& out, bool bpe) const {
     struct symbol {
         int prev, next;
         size_t at, n;
@@ -259,6 +416,14 @@ void tokenizer::encode_spm(std::string text, std::vector<int32_t>& out) const {
         if (l < 0 || r < 0) return;
         const std::string_view joined(text.data() + sym[static_cast<size_t>(l)].at,
                                       sym[static_cast<size_t>(l)].n + sym[static_cast<size_t>(r)].n);
+        if (bpe) {  // BPE merges by rank: "left right" in the merges list, lower first
+            std::string key(text.data() + sym[static_cast<size_t>(l)].at, sym[static_cast<size_t>(l)].n);
+            key += ' ';
+            key.append(text.data() + sym[static_cast<size_t>(r)].at, sym[static_cast<size_t>(r)].n);
+            auto m = merge_rank_.find(key);
+            if (m != merge_rank_.end()) queue.push({-static_cast<float>(m->second), l, joined.size()});
+            return;
+        }
         auto it = by_text_.find(std::string(joined));
         if (it == by_text_.end()) return;
         const token& tk = tokens_[static_cast<size_t>(it->second)];

@@ -1,7 +1,9 @@
 // tokenizer: text <-> token ids for llama-family models, from GGUF metadata (tokenizer.ggml.*) or a llama2.c
 // tokenizer file. The SentencePiece-style tokenizer ("llama"): a dummy-prefix space, spaces as U+2581,
-// pairs merged best score first, bytes with no piece spelled as <0xNN> tokens. Control and user-defined
-// tokens are matched in the text first (control ones only when parse_special), longest first.
+// pairs merged best score first, bytes with no piece spelled as <0xNN> tokens. The byte-level BPE tokenizer
+// ("gpt2"): GPT-2's pre-tokenization (contractions, letter / number / other runs with one leading space,
+// whitespace), bytes mapped to printable code points, pairs merged lowest rank first. Control and
+// user-defined tokens are matched in the text first (control ones only when parse_special), longest first.
 // Thread safety: immutable after construction; share it freely.
 #pragma once
 
@@ -53,10 +55,15 @@ private:
     };
     void index();  // builds the lookups after tokens_ is filled
     void encode_spm(std::string text, std::vector<int32_t>& out) const;
+    void encode_bpe(std::string_view text, std::vector<int32_t>& out) const;
+    // Merges adjacent symbols of text (split at UTF-8 characters) best first, then emits each symbol's id.
+    // rank_of gives a pair's priority (higher first) or nullopt when the pair is not a token.
+    void merge(const std::string& text, std::vector<int32_t>& out, bool bpe) const;
 
     kind kind_ = kind::spm;
     std::vector<token> tokens_;
     std::unordered_map<std::string, int32_t> by_text_;
+    std::unordered_map<std::string, int32_t> merge_rank_;  // BPE: "left right" -> rank (lower merges first)
     std::vector<int32_t> specials_;     // control / user-defined tokens, longest text first
     std::vector<int32_t> byte_tokens_;  // byte value -> id, -1 if absent
     std::vector<int32_t> eog_;

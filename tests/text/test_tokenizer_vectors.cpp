@@ -1,4 +1,4 @@
-// The SentencePiece-style tokenizer against llama.cpp's own test vectors (32000-token LLaMA vocabulary),
+// The tokenizers against llama.cpp's own test vectors (the 32000-token LLaMA SPM vocabulary and GPT-2's BPE),
 // llama-tokenize's and run.c's ids on stories260K (golden/text/tokenizer_cases.json), and the greedy goldens'
 // prompts and pieces. All exact: these are integers and bytes.
 #include <gtest/gtest.h>
@@ -39,10 +39,11 @@ tokenizer from(const std::filesystem::path& p) {
     return std::move(*t);
 }
 
-TEST(tokenizer_spm, llama_cpp_vectors_for_the_llama_vocabulary) {
-    const tokenizer t = from(k_models / "vocab" / "ggml-vocab-llama-spm.gguf");
-    const std::string inp = slurp(k_models / "vocab" / "ggml-vocab-llama-spm.gguf.inp");
-    const std::string outs = slurp(k_models / "vocab" / "ggml-vocab-llama-spm.gguf.out");
+// llama.cpp's tests/test-tokenizer-0 format: .inp strings separated by a marker line, .out ids per line.
+void check_vectors(const std::string& vocab, size_t n_cases) {
+    const tokenizer t = from(k_models / "vocab" / vocab);
+    const std::string inp = slurp(k_models / "vocab" / (vocab + ".inp"));
+    const std::string outs = slurp(k_models / "vocab" / (vocab + ".out"));
     const std::string sep = "\n__ggml_vocab_test__\n";
     std::vector<std::string> texts;
     for (size_t at = 0, next; (next = inp.find(sep, at)) != std::string::npos; at = next + sep.size())
@@ -55,10 +56,21 @@ TEST(tokenizer_spm, llama_cpp_vectors_for_the_llama_vocabulary) {
         for (int32_t id; ids >> id;) v.push_back(id);
         want.push_back(v);
     }
-    ASSERT_EQ(texts.size(), 46u);
-    ASSERT_EQ(want.size(), texts.size());
-    for (size_t i = 0; i < texts.size(); ++i) EXPECT_EQ(t.encode(texts[i], false, false), want[i]) << "case " << i << ": " << texts[i];
+    ASSERT_EQ(texts.size(), n_cases) << vocab;
+    ASSERT_EQ(want.size(), texts.size()) << vocab;
+    for (size_t i = 0; i < texts.size(); ++i) {
+        EXPECT_EQ(t.encode(texts[i], false, false), want[i]) << vocab << " case " << i << ": " << texts[i];
+        // Decoding the ids gives the text back (both tokenizers are lossless on these strings).
+        std::string back;
+        for (int32_t id : want[i]) back += t.piece(id);
+        if (t.type() == tokenizer::kind::spm && !back.empty() && back[0] == ' ') back.erase(0, 1);  // the dummy prefix
+        EXPECT_EQ(back, texts[i]) << vocab << " case " << i;
+    }
 }
+
+TEST(tokenizer_spm, llama_cpp_vectors_for_the_llama_vocabulary) { check_vectors("ggml-vocab-llama-spm.gguf", 46); }
+
+TEST(tokenizer_bpe, llama_cpp_vectors_for_the_gpt2_vocabulary) { check_vectors("ggml-vocab-gpt-2.gguf", 46); }
 
 TEST(tokenizer_spm, stories260k_cases_match_llama_tokenize_and_run_c) {
     const tokenizer g = from(k_models / "stories260K-f32.gguf");
