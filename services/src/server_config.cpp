@@ -76,6 +76,8 @@ const std::vector<field>& limit_fields() {
          [](const json& v, server_config& c, auto&) { return read_int(v, "limits.max_connections", 1, 1'000'000, c.limits.max_connections); }},
         {"queue_depth", "requests waiting per stage before 429 (default 16)",
          [](const json& v, server_config& c, auto&) { return read_int(v, "limits.queue_depth", 1, 100'000, c.limits.queue_depth); }},
+        {"memory_bytes", "memory all models may take, weights and caches (default 0: no budget); a model over it fails to load",
+         [](const json& v, server_config& c, auto&) { return read_int(v, "limits.memory_bytes", 0, int64_t{1} << 50, c.limits.memory_bytes); }},
     };
     return f;
 }
@@ -183,7 +185,7 @@ const std::vector<field>& top_fields() {
          [](const json& v, server_config& c, auto&) { return apply_prices(v, c); }},
         {"cache_price", "price of a request answered from the response cache (default 0)",
          [](const json& v, server_config& c, auto&) { return read_int(v, "cache_price", 0, k_max_i64, c.cache_price); }},
-        {"limits", "object: body_bytes, upload_bytes, header_timeout_ms, idle_timeout_ms, max_connections, queue_depth",
+        {"limits", "object: body_bytes, upload_bytes, header_timeout_ms, idle_timeout_ms, max_connections, queue_depth, memory_bytes",
          [](const json& v, server_config& c, const std::filesystem::path& base) { return apply_object(v, "limits", limit_fields(), c, base); }},
         {"alerts", "object: webhook_url (budget alerts at 50/80/100% are POSTed there)",
          [](const json& v, server_config& c, auto&) {

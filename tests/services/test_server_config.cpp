@@ -31,7 +31,7 @@ TEST(server_config, every_contract_key_is_read) {
         "prices": {"chat.completions": 2000, "pipelines.text_to_image": 50000, "images.generations": 0},
         "cache_price": 10,
         "limits": {"body_bytes": 2048, "upload_bytes": 4096, "header_timeout_ms": 500, "idle_timeout_ms": 700,
-                   "max_connections": 8, "queue_depth": 3},
+                   "max_connections": 8, "queue_depth": 3, "memory_bytes": 1073741824},
         "alerts": {"webhook_url": "http://127.0.0.1:9/hook"}
     })", "/etc/mm");
     ASSERT_TRUE(c) << c.error().to_string();
@@ -53,6 +53,7 @@ TEST(server_config, every_contract_key_is_read) {
     EXPECT_EQ(c->cache_price, 10);
     EXPECT_EQ(c->limits.body_bytes, 2048u);
     EXPECT_EQ(c->limits.queue_depth, 3);
+    EXPECT_EQ(c->limits.memory_bytes, int64_t{1} << 30);
     EXPECT_EQ(c->alerts.webhook_url, "http://127.0.0.1:9/hook");
 }
 

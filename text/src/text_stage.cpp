@@ -39,6 +39,7 @@ struct text_stage::impl {
     std::shared_ptr<const tokenizer> vocab;
     chat_format format = chat_format::chatml;
     int n_ctx = 0;
+    int64_t memory = 0;
     std::unique_ptr<text_engine> engine;
 };
 
@@ -87,14 +88,23 @@ result<std::unique_ptr<text_stage>> text_stage::load(const text_stage_params& p,
     if (in->n_ctx > in->model->hp.n_ctx_train)
         log_warn("model_context_extended", {{"model", p.id}, {"n_ctx", in->n_ctx}, {"trained", in->model->hp.n_ctx_train}});
 
-    // Page the weights in, with progress.
+    // The memory plan, before anything is paged in or allocated.
     const llama_model& m = *in->model;
-    std::vector<const tensor*> all{&m.tok_embd, &m.output_norm, &m.output};
+    std::vector<const tensor*> all{&m.tok_embd, &m.output_norm};
+    if (m.output.raw() != m.tok_embd.raw()) all.push_back(&m.output);  // a tied classifier is the same bytes
     for (const auto& l : m.layers)
         for (const tensor* t : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_norm, &l.w_gate, &l.w_up, &l.w_down})
             all.push_back(t);
     int64_t total = 0, done = 0, sink = 0;
     for (const tensor* t : all) total += static_cast<int64_t>(t->bytes());
+    in->memory = total + static_cast<int64_t>(kv_cache::bytes_for(m.hp, p.n_parallel, in->n_ctx));
+    if (p.memory_budget > 0 && in->memory > p.memory_budget)
+        return status(errc::resource_exhausted,
+                      where + ": needs " + std::to_string(in->memory >> 20) + " MiB (weights and a KV cache for " +
+                          std::to_string(p.n_parallel) + " x " + std::to_string(in->n_ctx) + " positions), more than the " +
+                          std::to_string(p.memory_budget >> 20) + " MiB left in limits.memory_bytes; lower n_ctx or n_parallel");
+
+    // Page the weights in, with progress.
     for (const tensor* t : all) {
         sink += touch(*t);
         done += static_cast<int64_t>(t->bytes());
@@ -114,6 +124,7 @@ result<std::unique_ptr<text_stage>> text_stage::load(const text_stage_params& p,
 const std::string& text_stage::id() const { return impl_->id; }
 int text_stage::n_ctx() const { return impl_->n_ctx; }
 int text_stage::n_vocab() const { return impl_->model->hp.n_vocab; }
+int64_t text_stage::memory_bytes() const { return impl_->memory; }
 chat_format text_stage::format() const { return impl_->format; }
 
 std::vector<int32_t> text_stage::tokenize(std::string_view text, bool add_special, bool parse_special) const {

@@ -40,6 +40,7 @@ struct limits_config {
     int64_t idle_timeout_ms = 30'000;       // a kept-alive connection between requests
     int64_t max_connections = 256;
     int64_t queue_depth = 16;               // waiting requests per stage before 429
+    int64_t memory_bytes = 0;               // all models' weights and caches; 0: no budget
 };
 
 struct alerts_config {

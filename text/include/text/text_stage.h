@@ -25,9 +25,10 @@ struct text_stage_params {
     std::filesystem::path path;           // a llama GGUF, or a llama2.c checkpoint (.bin)
     std::filesystem::path tokenizer;      // llama2.c only: its tokenizer .bin
     int n_parallel = 4;                   // sequences decoding together
-    int n_ctx = 2048;                     // positions per sequence; at most what the model was trained for
+    int n_ctx = 0;                        // positions per sequence; 0: the model's own, at most 4096
     int max_queue = 16;                   // waiting requests before queue_full
     std::optional<std::string> chat_template{};  // family used when the model names none (default chatml)
+    int64_t memory_budget = 0;            // bytes this model may take (weights + KV cache); 0: unchecked
 };
 
 // Load progress: bytes of weights paged in so far, of total.
@@ -36,7 +37,9 @@ using load_progress_fn = std::function<void(int64_t done, int64_t total)>;
 class text_stage {
 public:
     // Maps the model, checks every tensor, reads the weights once (so the first request finds them in
-    // memory), builds the tokenizer and starts the engine. corrupt_file / unsupported / io_error say why not.
+    // memory), builds the tokenizer and starts the engine. corrupt_file / unsupported / io_error say why not;
+    // resource_exhausted when weights and KV cache would exceed the memory budget (checked before either
+    // is touched or allocated).
     static result<std::unique_ptr<text_stage>> load(const text_stage_params& p, thread_pool& pool,
                                                     const load_progress_fn& progress = {});
     ~text_stage();
@@ -44,6 +47,7 @@ public:
     const std::string& id() const;
     int n_ctx() const;
     int n_vocab() const;
+    int64_t memory_bytes() const;  // weights + KV cache
     chat_format format() const;  // the model's own chat family, or the configured fallback
 
     // Token ids for text; add_special adds BOS as the vocabulary asks, parse_special reads control-token

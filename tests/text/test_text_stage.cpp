@@ -1,0 +1,56 @@
+// text_stage: loading both formats behind the value-only interface, and the memory budget checked before
+// anything is allocated.
+#include <gtest/gtest.h>
+
+#include "text/text_stage.h"
+
+namespace mm::text {
+namespace {
+
+const std::filesystem::path k_models = std::filesystem::path(MM_SHARED_DIR) / "models" / "text";
+
+TEST(text_stage, loads_gguf_and_llama2c_and_reports_its_memory) {
+    thread_pool pool(1);
+    int64_t last_done = -1, last_total = 0;
+    auto g = text_stage::load({.id = "g", .path = k_models / "stories260K-f32.gguf", .n_parallel = 2, .n_ctx = 64}, pool,
+                              [&](int64_t done, int64_t total) {
+                                  EXPECT_GT(done, last_done) << "progress only grows";
+                                  last_done = done, last_total = total;
+                              });
+    ASSERT_TRUE(g) << g.error().to_string();
+    EXPECT_EQ(last_done, last_total) << "progress ends at its total";
+    // The weights paged in (a tied classifier counted once) plus 2 x 64 positions x 5 layers x 2 (K, V) x 32
+    // floats of KV cache.
+    EXPECT_EQ((*g)->memory_bytes() - 2 * 64 * 5 * 2 * 32 * 4, last_total);
+    EXPECT_EQ((*g)->n_ctx(), 64);
+    EXPECT_EQ((*g)->format(), chat_format::chatml) << "no template in the file: the fallback";
+
+    auto c = text_stage::load({.id = "c", .path = k_models / "stories260K.bin", .tokenizer = k_models / "tok512.bin"}, pool);
+    ASSERT_TRUE(c) << c.error().to_string();
+    EXPECT_EQ((*c)->n_ctx(), 512) << "llama2.c's seq_len";
+    EXPECT_EQ((*c)->tokenize("Once upon a time", true, false), (*g)->tokenize("Once upon a time", true, false));
+
+    auto no_tok = text_stage::load({.id = "c", .path = k_models / "stories260K.bin"}, pool);
+    EXPECT_EQ(no_tok.error().code(), errc::invalid_argument);
+    auto mismatch = text_stage::load({.id = "c", .path = k_models / "stories260K.bin",
+                                      .tokenizer = k_models / "vocab" / "ggml-vocab-llama-spm.gguf"}, pool);
+    EXPECT_FALSE(mismatch);
+}
+
+TEST(text_stage, a_model_over_the_memory_budget_is_refused_with_the_numbers) {
+    thread_pool pool(1);
+    auto small = text_stage::load({.id = "g", .path = k_models / "stories260K-f32.gguf", .n_parallel = 64, .n_ctx = 4096,
+                                   .memory_budget = 64 << 20},
+                                  pool);
+    ASSERT_FALSE(small);
+    EXPECT_EQ(small.error().code(), errc::resource_exhausted);
+    EXPECT_NE(small.error().message().find("64 MiB"), std::string::npos) << small.error().message();
+    EXPECT_NE(small.error().message().find("n_parallel"), std::string::npos);
+    auto fits = text_stage::load({.id = "g", .path = k_models / "stories260K-f32.gguf", .n_parallel = 2, .n_ctx = 128,
+                                  .memory_budget = 64 << 20},
+                                 pool);
+    EXPECT_TRUE(fits);
+}
+
+}  // namespace
+}  // namespace mm::text
