@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include <boost/asio/connect.hpp>
@@ -13,6 +14,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
 
 namespace mm::test {
 
@@ -99,5 +101,24 @@ private:
     beast::flat_buffer buf_;
     beast::error_code connect_ec_;
 };
+
+// One JSON API request on a fresh connection: the status, the body parsed (discarded when not JSON) and the
+// raw response for headers. A failed exchange gives status 0.
+struct api_answer {
+    unsigned status = 0;
+    nlohmann::json body;
+    http_reply raw;
+};
+inline api_answer api_call(uint16_t port, const std::string& method, const std::string& target, const std::string& bearer,
+                           const std::string& body = "", const std::string& extra_headers = "") {
+    test_client c(port);
+    std::string req = method + " " + target + " HTTP/1.1\r\nHost: x\r\n";
+    if (!bearer.empty()) req += "Authorization: Bearer " + bearer + "\r\n";
+    req += extra_headers;
+    req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    auto res = c.request(req);
+    if (!res) return {};
+    return {res->result_int(), nlohmann::json::parse(res->body(), nullptr, false), *res};
+}
 
 }  // namespace mm::test

@@ -85,22 +85,10 @@ struct fixture {
         fs::remove_all(dir);
     }
 
-    struct answer {
-        unsigned status = 0;
-        json body;
-        http::response<http::string_body> raw;
-    };
+    using answer = mm::test::api_answer;
     answer call(const std::string& method, const std::string& target, const std::string& key, const std::string& body = "",
                 const std::string& extra_headers = "") {
-        test_client c(srv->port());
-        std::string req = method + " " + target + " HTTP/1.1\r\nHost: x\r\n";
-        if (!key.empty()) req += "Authorization: Bearer " + key + "\r\n";
-        req += extra_headers;
-        req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-        auto res = c.request(req);
-        if (!res) return {};
-        answer a{res->result_int(), json::parse(res->body(), nullptr, false), *res};
-        return a;
+        return mm::test::api_call(srv->port(), method, target, key, body, extra_headers);
     }
     std::string new_key(const json& limits = json::object()) {
         json body = limits;

@@ -18,6 +18,7 @@
 #include "sqlite_ledger.h"
 #include "test_client.h"
 #include "text_routes.h"
+#include "ref/shared_files.h"
 
 namespace mm::services {
 namespace {
@@ -30,11 +31,6 @@ namespace http = boost::beast::http;
 constexpr const char* k_admin = "admin-key-for-text-tests-0123";
 constexpr micros k_price = 1000;
 const fs::path k_model = fs::path(MM_SHARED_DIR) / "models" / "text" / "stories260K-f32.gguf";
-
-json golden(const std::string& name) {
-    std::ifstream in(fs::path(MM_SHARED_DIR) / "golden" / "text" / name);
-    return json::parse(in);
-}
 
 struct fixture {
     fs::path dir;
@@ -85,20 +81,9 @@ struct fixture {
         fs::remove_all(dir);
     }
 
-    struct answer {
-        unsigned status = 0;
-        json body;
-        http::response<http::string_body> raw;
-    };
-    answer call(const std::string& method, const std::string& target, const std::string& body, std::string auth = "") {
-        if (auth.empty()) auth = key;
-        test_client c(srv->port());
-        const std::string req = method + " " + target + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + auth +
-                                "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-                                "\r\n\r\n" + body;
-        auto res = c.request(req);
-        if (!res) return {};
-        return {res->result_int(), json::parse(res->body(), nullptr, false), *res};
+    mm::test::api_answer call(const std::string& method, const std::string& target, const std::string& body,
+                              std::string auth = "") {
+        return mm::test::api_call(srv->port(), method, target, auth.empty() ? key : auth, body);
     }
     micros spent() { return call("GET", "/v1/me", "").body["key_budget"]["spent"].get<micros>(); }
 };
@@ -120,7 +105,7 @@ std::pair<std::vector<json>, bool> events(const std::string& body) {
 
 TEST(text_routes, a_greedy_completion_is_llama_servers_text_with_usage_and_one_charge) {
     fixture f;
-    const json c = golden("server_greedy_f32.json")["cases"][1];  // once_upon
+    const json c = test::text_golden("server_greedy_f32.json")["cases"][1];  // once_upon
     auto a = f.call("POST", "/v1/completions",
                     json{{"model", "stories"}, {"prompt", c["prompt"]}, {"max_tokens", 12}, {"temperature", 0}}.dump());
     ASSERT_EQ(a.status, 200u) << a.body.dump();

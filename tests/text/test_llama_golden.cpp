@@ -18,21 +18,16 @@
 #include "text/kv_cache.h"
 #include "text/llama_decode.h"
 #include "text/llama_model.h"
+#include "ref/shared_files.h"
 
 namespace mm::text {
 namespace {
 
 using json = nlohmann::json;
 const std::filesystem::path k_models = std::filesystem::path(MM_SHARED_DIR) / "models" / "text";
-const std::filesystem::path k_golden = std::filesystem::path(MM_SHARED_DIR) / "golden" / "text";
-
-json load_json(const std::string& name) {
-    std::ifstream in(k_golden / name);
-    return json::parse(in);
-}
 
 std::vector<float> load_f32(const std::string& name) {
-    auto bytes = test::read_file(k_golden / name);
+    auto bytes = test::read_file(test::shared_path("golden/text/" + name));
     std::vector<float> v(bytes.size() / sizeof(float));
     std::memcpy(v.data(), bytes.data(), v.size() * sizeof(float));
     return v;
@@ -135,7 +130,7 @@ TEST(llama_golden, hyper_parameters_of_stories260k_in_both_formats) {
 // Every logit at every one of 128 positions within abs 1e-4 of run.c's (README: logits are O(10), the two
 // references agree to ~1.5e-5, so 1e-4 leaves room for a different summation order and nothing more).
 TEST(llama_golden, f32_logits_match_run_c_at_every_position) {
-    const json meta = load_json("logits_runc_once_upon.json");
+    const json meta = test::text_golden("logits_runc_once_upon.json");
     const std::vector<int32_t> inputs = ids_of(meta["position_inputs"]);
     const std::vector<float> want = load_f32("logits_runc_once_upon.f32.bin");
     ASSERT_EQ(want.size(), inputs.size() * 512);
@@ -158,8 +153,8 @@ TEST(llama_golden, f32_logits_match_run_c_at_every_position) {
 // Greedy ids identical to run.c's and llama-server's f32 runs, for every case (the smallest f32 top1-top2
 // margin is 0.011, far above f32 noise, so exact equality is the right check).
 TEST(llama_golden, f32_greedy_ids_match_run_c_and_llama_server) {
-    const json runc = load_json("runc_greedy.json");
-    const json server = load_json("server_greedy_f32.json");
+    const json runc = test::text_golden("runc_greedy.json");
+    const json server = test::text_golden("server_greedy_f32.json");
     const int steps = runc["steps"].get<int>();
     thread_pool pool(2);
     for (const char* name : {"stories260K.bin", "stories260K-f32.gguf"}) {
@@ -186,12 +181,12 @@ TEST(llama_golden, f32_greedy_ids_match_run_c_and_llama_server) {
 // does not copy llama.cpp's activation rounding apply: top-1 logprob abs 0.15, top-5 abs 0.35, greedy ids
 // identical up to the first step whose top1-top2 margin is below 0.3.
 TEST(llama_golden, quantized_logprobs_follow_llama_server_within_the_readme_bounds) {
-    const json cmp = load_json("comparisons.json");
+    const json cmp = test::text_golden("comparisons.json");
     thread_pool pool(2);
     for (const std::string q : {"q8_0", "q4_0"}) {
         auto l = load("stories260K-" + q + ".gguf");
         ASSERT_TRUE(l.model);
-        const json server = load_json("server_greedy_" + q + ".json");
+        const json server = test::text_golden("server_greedy_" + q + ".json");
         for (const json& c : server["cases"]) {
             std::vector<int32_t> tokens = ids_of(c["prompt_ids"]);
             const auto gen = ids_of(c["generated_ids"]);
@@ -222,7 +217,7 @@ TEST(llama_golden, quantized_logprobs_follow_llama_server_within_the_readme_boun
 TEST(llama_golden, first_three_full_distributions) {
     thread_pool pool(2);
     for (const std::string q : {"f32", "q8_0", "q4_0"}) {
-        const json meta = load_json("logprobs_server_" + q + "_once_upon_first3.json");
+        const json meta = test::text_golden("logprobs_server_" + q + "_once_upon_first3.json");
         const auto want = load_f32("logprobs_server_" + q + "_once_upon_first3.f32.bin");
         auto l = load("stories260K-" + q + ".gguf");
         ASSERT_TRUE(l.model);
@@ -243,7 +238,7 @@ TEST(llama_golden, first_three_full_distributions) {
 // Continuous batching: sequences decoded together give what each gives alone, whatever else is in the step
 // (different slots, prompt lengths and positions; one prefilling while others decode).
 TEST(llama_golden, a_sequence_decodes_the_same_alone_and_in_a_batch) {
-    const json runc = load_json("runc_greedy.json");
+    const json runc = test::text_golden("runc_greedy.json");
     thread_pool pool(2);
     for (const char* name : {"stories260K-f32.gguf", "stories260K-q8_0.gguf", "stories260K-q4_0.gguf"}) {
         auto l = load(name);

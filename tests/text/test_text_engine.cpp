@@ -14,18 +14,13 @@
 #include "text/llama_model.h"
 #include "text/text_engine.h"
 #include "text/tokenizer.h"
+#include "ref/shared_files.h"
 
 namespace mm::text {
 namespace {
 
 using json = nlohmann::json;
 const std::filesystem::path k_models = std::filesystem::path(MM_SHARED_DIR) / "models" / "text";
-const std::filesystem::path k_golden = std::filesystem::path(MM_SHARED_DIR) / "golden" / "text";
-
-json load_json(const std::string& name) {
-    std::ifstream in(k_golden / name);
-    return json::parse(in);
-}
 
 struct fixture {
     std::optional<gguf_file> file;
@@ -88,7 +83,7 @@ generate_request greedy_request(std::vector<int32_t> prompt, int max_tokens) {
 // on two slots (so requests queue, join mid-way and decode beside each other).
 TEST(text_engine, greedy_runs_match_llama_server_ids_and_text_alone_and_together) {
     fixture f;
-    const json server = load_json("server_greedy_f32.json");
+    const json server = test::text_golden("server_greedy_f32.json");
     for (int n_parallel : {1, 2, 4}) {
         text_engine e(f.model, f.vocab, f.pool, {.n_parallel = n_parallel, .n_ctx = 256, .max_queue = 8});
         std::vector<std::unique_ptr<outcome>> outs;

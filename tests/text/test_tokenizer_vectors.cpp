@@ -14,22 +14,13 @@
 
 #include "common/gguf.h"
 #include "text/tokenizer.h"
+#include "ref/shared_files.h"
 
 namespace mm::text {
 namespace {
 
 using json = nlohmann::json;
 const std::filesystem::path k_models = std::filesystem::path(MM_SHARED_DIR) / "models" / "text";
-const std::filesystem::path k_golden = std::filesystem::path(MM_SHARED_DIR) / "golden" / "text";
-
-std::string slurp(const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-json load_json(const std::string& name) { return json::parse(slurp(k_golden / name)); }
 
 tokenizer from(const std::filesystem::path& p) {
     auto f = gguf_open(p);
@@ -42,8 +33,8 @@ tokenizer from(const std::filesystem::path& p) {
 // llama.cpp's tests/test-tokenizer-0 format: .inp strings separated by a marker line, .out ids per line.
 void check_vectors(const std::string& vocab, size_t n_cases) {
     const tokenizer t = from(k_models / "vocab" / vocab);
-    const std::string inp = slurp(k_models / "vocab" / (vocab + ".inp"));
-    const std::string outs = slurp(k_models / "vocab" / (vocab + ".out"));
+    const std::string inp = test::read_text(k_models / "vocab" / (vocab + ".inp"));
+    const std::string outs = test::read_text(k_models / "vocab" / (vocab + ".out"));
     const std::string sep = "\n__ggml_vocab_test__\n";
     std::vector<std::string> texts;
     for (size_t at = 0, next; (next = inp.find(sep, at)) != std::string::npos; at = next + sep.size())
@@ -76,7 +67,7 @@ TEST(tokenizer_spm, stories260k_cases_match_llama_tokenize_and_run_c) {
     const tokenizer g = from(k_models / "stories260K-f32.gguf");
     auto c = tokenizer::from_llama2c(k_models / "tok512.bin");
     ASSERT_TRUE(c) << c.error().to_string();
-    const json cases = load_json("tokenizer_cases.json")["cases"];
+    const json cases = test::text_golden("tokenizer_cases.json")["cases"];
     ASSERT_EQ(cases.size(), 22u);
     for (const json& k : cases) {
         const std::string text = k["text"];
@@ -90,7 +81,7 @@ TEST(tokenizer_spm, greedy_goldens_prompts_and_pieces) {
     const tokenizer g = from(k_models / "stories260K-f32.gguf");
     auto c = tokenizer::from_llama2c(k_models / "tok512.bin");
     ASSERT_TRUE(c);
-    for (const json& k : load_json("runc_greedy.json")["cases"]) {
+    for (const json& k : test::text_golden("runc_greedy.json")["cases"]) {
         const auto want = k["prompt_ids"].get<std::vector<int32_t>>();
         EXPECT_EQ(g.encode(k["prompt"].get<std::string>(), true, false), want) << k["id"];
         EXPECT_EQ(c->encode(k["prompt"].get<std::string>(), true, false), want) << k["id"];
@@ -129,7 +120,7 @@ TEST(tokenizer_spm, special_tokens_and_end_of_generation) {
 // The format has no token count, so a file cut exactly between tokens is a smaller valid vocabulary (the
 // stage then refuses it for not matching the model); a cut anywhere else is corrupt.
 TEST(tokenizer_spm, truncated_llama2c_files_are_refused_unless_cut_between_tokens) {
-    const std::string bytes = slurp(k_models / "tok512.bin");
+    const std::string bytes = test::read_text(k_models / "tok512.bin");
     std::vector<size_t> ends;  // where each token's record ends
     for (size_t at = 4; at + 8 <= bytes.size();) {
         int32_t len = 0;
