@@ -69,7 +69,7 @@ result<std::unique_ptr<text_stage>> text_stage::load(const text_stage_params& p,
         auto m = llama_load_llama2c(p.path);
         if (!m) return m.error().context(where);
         in->model = *m;
-        auto t = tokenizer::from_llama2c(p.tokenizer);
+        auto t = tokenizer::from_llama2c(p.tokenizer, in->model->hp.n_vocab);  // the file has no count of its own
         if (!t) return t.error().context(where + ": tokenizer");
         in->vocab = std::make_shared<const tokenizer>(std::move(*t));
     }
