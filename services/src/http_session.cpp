@@ -10,11 +10,13 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 
 #include "common/log.h"
 #include "connection_registry.h"
 #include "services/router.h"
 #include "services/metrics.h"
+#include "ws_session.h"
 
 namespace mm::services {
 
@@ -30,7 +32,7 @@ class session_responder : public responder {
 public:
     session_responder(std::shared_ptr<http_session> s, unsigned version, bool keep_alive)
         : session_(std::move(s)), version_(version), keep_alive_(keep_alive) {
-        work_.emplace(session_->stream_.get_executor());
+        work_.emplace(session_->exec_);
     }
     ~session_responder() override {
         if (!answered_.exchange(true)) {
@@ -64,7 +66,7 @@ public:
 private:
     template <class F>
     void post(F f) {
-        net::dispatch(session_->stream_.get_executor(), [s = session_, f = std::move(f)]() mutable { f(*s); });
+        net::dispatch(session_->exec_, [s = session_, f = std::move(f)]() mutable { f(*s); });
     }
     // Answered: the posted work now holds the session; the route may keep this object as long as it likes.
     void let_go() {
@@ -89,16 +91,16 @@ private:
 };
 
 http_session::http_session(net::ip::tcp::socket socket, const session_shared& shared)
-    : stream_(std::move(socket)), shared_(shared), heartbeat_(stream_.get_executor()) {}
+    : exec_(socket.get_executor()), stream_(std::move(socket)), shared_(shared), heartbeat_(exec_) {}
 
 http_session::~http_session() { shared_.registry.release(this); }
 
 void http_session::start() {
-    net::dispatch(stream_.get_executor(), beast::bind_front_handler(&http_session::read_next, shared_from_this()));
+    net::dispatch(exec_, beast::bind_front_handler(&http_session::read_next, shared_from_this()));
 }
 
 void http_session::start_rejected() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+    net::dispatch(exec_, [self = shared_from_this()] {
         const auto& p = self->shared_.params;
         http_response res = make_error_response(
             status(errc::overloaded, "server is at its limit of " + std::to_string(p.max_connections) +
@@ -110,7 +112,7 @@ void http_session::start_rejected() {
 }
 
 void http_session::shutdown() {
-    net::post(stream_.get_executor(), beast::bind_front_handler(&http_session::on_shutdown, shared_from_this()));
+    net::post(exec_, beast::bind_front_handler(&http_session::on_shutdown, shared_from_this()));
 }
 
 void http_session::on_shutdown() {
@@ -119,6 +121,8 @@ void http_session::on_shutdown() {
     // being handled is told to stop; its answer (cancelled) still goes out before the close.
     if (phase_ == phase::reading || phase_ == phase::lingering) close_now();
     if (phase_ == phase::handling || phase_ == phase::streaming) responder_cancel();
+    if (phase_ == phase::websocket)
+        if (auto ws = ws_.lock()) ws->shutdown();
 }
 
 void http_session::read_next() {
@@ -182,10 +186,34 @@ void http_session::on_body(error_code ec, size_t) {
     last_queued_ = false;
     chunks_.clear();
     if (shared_.stats) shared_.stats->request_started();
+    if (beast::websocket::is_upgrade(*req_))
+        if (const route* r = shared_.routes.ws_route(*req_)) return upgrade(*r);
     auto out = std::make_shared<session_responder>(shared_from_this(), req_->version(), keep_alive_);
     responder_ = out;
     watch_client();
     shared_.routes.dispatch(req_, std::move(out));
+}
+
+// The route decides, before the handshake, whether this upgrade goes ahead; a refusal is answered as HTTP.
+void http_session::upgrade(const route& r) {
+    if (stopping_)  // a stop already passed this session by; a new WebSocket would outlive it
+        return write(make_error_response(status(errc::overloaded, "server is stopping"), req_->version(), false));
+    auto ws = std::make_shared<ws_session>(exec_, shared_, shared_from_this());
+    result<std::shared_ptr<ws_handler>> handler = status(errc::internal, "route threw");
+    try {
+        handler = r.ws_handler(*req_, ws->channel());
+    } catch (const std::exception& e) {
+        log_error("route_threw", {{"target", std::string(req_->target())}, {"what", e.what()}});
+    }
+    if (handler && !*handler) handler = status(errc::internal, "the route gave no handler");
+    if (!handler) {
+        ws->abandon();
+        return write(make_error_response(handler.error(), req_->version(), keep_alive_));
+    }
+    phase_ = phase::websocket;
+    ws_ = ws;
+    ws->start(std::move(stream_), req_, std::move(*handler));
+    req_.reset();
 }
 
 bool http_session::answer_read_error(error_code ec) {

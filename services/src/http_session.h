@@ -13,9 +13,9 @@
 #include <optional>
 #include <string>
 
-#include <boost/asio/steady_timer.hpp>
-
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/empty_body.hpp>
@@ -31,6 +31,8 @@ class connection_registry;
 class metrics;
 class router;
 class session_responder;
+class ws_session;
+struct route;
 
 // What every session shares; the server owns it and it outlives every session.
 struct session_shared {
@@ -54,7 +56,7 @@ public:
 private:
     friend class session_responder;
     using error_code = boost::beast::error_code;
-    enum class phase { reading, handling, writing, streaming, lingering, closed };
+    enum class phase { reading, handling, writing, streaming, lingering, websocket, closed };
 
     void read_next();
     void on_idle_read(error_code ec, size_t n);
@@ -84,7 +86,10 @@ private:
     void record(unsigned status);
     void finish_response();  // the last byte is written: stand the watch down, then after_response()
     void responder_cancel();
+    void upgrade(const route& r);  // hand the connection to a ws_session, or answer the route's refusal
 
+    // The strand every handler runs on; kept apart from stream_, which a WebSocket upgrade moves away.
+    boost::asio::any_io_executor exec_;
     boost::beast::tcp_stream stream_;
     boost::beast::flat_buffer buffer_;
     std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
@@ -113,6 +118,7 @@ private:
     bool last_queued_ = false;
     std::string chunk_wire_;                 // the chunk being written, with its size line
     boost::asio::steady_timer heartbeat_;    // SSE keep-alive comments while a stream is quiet
+    std::weak_ptr<ws_session> ws_;           // after an upgrade: the WebSocket that now owns the connection
 };
 
 }  // namespace mm::services

@@ -31,6 +31,7 @@
 #include "services/model_routes.h"
 #include "services/server.h"
 #include "services/server_config.h"
+#include "unserved_routes.h"
 
 namespace {
 
@@ -146,6 +147,8 @@ server_params params_from(const server_config& c) {
     p.body_limit = c.limits.body_bytes;
     p.header_timeout = std::chrono::milliseconds(c.limits.header_timeout_ms);
     p.idle_timeout = std::chrono::milliseconds(c.limits.idle_timeout_ms);
+    p.stop_timeout = std::chrono::milliseconds(c.limits.shutdown_timeout_ms);
+    p.ws_message_limit = c.limits.ws_message_bytes;
     p.max_connections = static_cast<size_t>(c.limits.max_connections);
     return p;
 }
@@ -210,6 +213,7 @@ int serve(const std::vector<std::string_view>& args) {
     for (auto& r : mm::services::model_routes(models)) routes.push_back(std::move(r));
     for (auto& r : mm::services::account_routes(meter)) routes.push_back(std::move(r));
     for (auto& r : mm::services::text_routes(meter, text, models)) routes.push_back(std::move(r));
+    for (auto& r : mm::services::unserved_routes(meter, config->limits.upload_bytes)) routes.push_back(std::move(r));
     mm::services::server srv(params, std::move(routes), &stats);
     if (status s = srv.start(); !s) {
         mm::log_error("server_start_failed", {{"error", s.to_string()}});

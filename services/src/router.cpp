@@ -34,6 +34,10 @@ bool path_matches(std::string_view pattern, std::string_view path) {
     }
 }
 
+std::string what_of(const http_request& req, std::string_view path) {
+    return std::string(req.method_string()) + " " + std::string(path);
+}
+
 }  // namespace
 
 std::string path_segment(const http_request& req, size_t index) {
@@ -80,6 +84,13 @@ std::string_view router::route_label(const http_request& req) const {
     return "unmatched";
 }
 
+const route* router::ws_route(const http_request& req) const {
+    const std::string_view path = target_path(std_view(req.target()));
+    for (const auto& r : routes_)
+        if (r.ws_handler && r.method == req.method() && path_matches(r.path, path)) return &r;
+    return nullptr;
+}
+
 void router::dispatch(std::shared_ptr<const http_request> req, std::shared_ptr<responder> out) const {
     const std::string_view path = target_path(std_view(req->target()));
     std::string allow;  // methods the path does answer, for a 405
@@ -92,6 +103,9 @@ void router::dispatch(std::shared_ptr<const http_request> req, std::shared_ptr<r
         }
         // A throw reaching here is a bug in the route, not bad input: answer 500 and keep serving. (An async
         // route that throws after answering is caught too; its second answer is ignored by the responder.)
+        if (r.ws_handler)
+            return out->reply(status(errc::invalid_argument, what_of(*req, path) +
+                                                                 " is a WebSocket endpoint: connect with Upgrade: websocket"));
         try {
             if (r.async_handler) return r.async_handler(req, out);
             return out->reply(r.handler(*req));
@@ -100,7 +114,7 @@ void router::dispatch(std::shared_ptr<const http_request> req, std::shared_ptr<r
             return out->reply(status(errc::internal, "route threw"));
         }
     }
-    const std::string what = std::string(req->method_string()) + " " + std::string(path);
+    const std::string what = what_of(*req, path);
     if (allow.empty()) return out->reply(status(errc::not_found, "no route for " + what));
     const http_error_kind kind = http_error_method_not_allowed();
     out->reply(route_reply{.status = kind.status,

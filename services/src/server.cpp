@@ -28,6 +28,7 @@ status validate(const server_params& p) {
     if (p.n_io_threads < 1 || p.n_io_threads > 64) return status(errc::out_of_range, "n_io_threads: must be 1..64");
     if (p.max_connections < 1) return status(errc::out_of_range, "max_connections: must be at least 1");
     if (p.body_limit < 1) return status(errc::out_of_range, "body_limit: must be at least 1 byte");
+    if (p.ws_message_limit < 1) return status(errc::out_of_range, "ws_message_limit: must be at least 1 byte");
     if (p.header_limit < 1024) return status(errc::out_of_range, "header_limit: must be at least 1024 bytes");
     using named_timeout = std::pair<const char*, milliseconds>;
     for (auto [name, t] : {named_timeout{"header_timeout", p.header_timeout}, {"body_timeout", p.body_timeout},

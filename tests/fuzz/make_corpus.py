@@ -204,13 +204,38 @@ def http_request_seeds():
     yield "unknown.txt", b"\x05PATCH /nope/ HTTP/1.0\r\n\r\n"
 
 
+def ws_frame(opcode, payload, fin=True, mask=b"\x11\x22\x33\x44", length=None):
+    """A client frame (clients must mask); length overrides the encoded payload length."""
+    n = len(payload) if length is None else length
+    head = bytes([(0x80 if fin else 0) | opcode])
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 65536:
+        head += bytes([0x80 | 126]) + struct.pack(">H", n)
+    else:
+        head += bytes([0x80 | 127]) + struct.pack(">Q", n)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def ws_frames_seeds():
+    # The first byte sets the read size; the rest is what the client sends after the handshake.
+    yield "text.bin", b"\x05" + ws_frame(1, b"hello") + ws_frame(8, struct.pack(">H", 1000) + b"bye")
+    yield "binary.bin", b"\x00" + ws_frame(2, bytes(range(256)) * 2)
+    yield "fragments.bin", b"\x02" + ws_frame(1, b"hel", fin=False) + ws_frame(9, b"p") + ws_frame(0, b"lo")
+    yield "over_limit.bin", b"\x3f" + ws_frame(2, b"x" * 200, length=5000)
+    yield "bad_utf8.bin", b"\x01" + ws_frame(1, b"\xc3\x28") + ws_frame(1, b"ok")
+    yield "unmasked.bin", b"\x07" + b"\x81\x02hi"
+    yield "bad_opcode.bin", b"\x03" + ws_frame(3, b"??") + ws_frame(10, b"") + ws_frame(8, b"\x03")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", help="the shared/ folder, for real header prefixes")
     args = ap.parse_args()
     for sub, seeds in (("gguf", gguf_seeds()), ("safetensors", safetensors_seeds()),
                        ("json_schema", json_schema_seeds()), ("tokenizer", tokenizer_seeds()),
-                       ("multipart", multipart_seeds()), ("http_request", http_request_seeds())):
+                       ("multipart", multipart_seeds()), ("http_request", http_request_seeds()),
+                       ("ws_frames", ws_frames_seeds())):
         folder = os.path.join(HERE, "corpus", sub)
         os.makedirs(folder, exist_ok=True)
         for name, data in seeds:

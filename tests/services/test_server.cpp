@@ -441,6 +441,35 @@ TEST(mmserve_binary, serves_health_and_stops_on_sigterm) {
     ASSERT_TRUE(res);
     expect_health_ok(*res, "mmserve /health");
 
+    // Stages this build has no model for: routed, key checked, then 404 model_not_found saying how to add one;
+    // uploads take the upload limit (25 MiB by default), not the JSON body limit.
+    struct unserved { const char* target; std::string body; const char* key; unsigned status; const char* code; };
+    const std::string admin = "admin-key-for-the-binary-test";
+    const unserved rows[] = {
+        {"/v1/audio/transcriptions", "x", admin.c_str(), 404, "model_not_found"},
+        {"/v1/audio/transcriptions", std::string(2 << 20, 'x'), admin.c_str(), 404, "model_not_found"},
+        {"/v1/audio/transcriptions", std::string(26 << 20, 'x'), admin.c_str(), 413, nullptr},
+        {"/v1/audio/translations", "x", "sk-not-a-key", 401, "invalid_api_key"},
+        {"/v1/images/generations", "{}", admin.c_str(), 404, "model_not_found"},
+        {"/v1/pipelines/text_to_image", "{}", admin.c_str(), 404, "model_not_found"},
+    };
+    for (const auto& r : rows) {
+        auto a = mm::test::api_call(static_cast<uint16_t>(port), "POST", r.target, r.key, r.body);
+        EXPECT_EQ(a.status, r.status) << r.target << " " << r.body.size() << ": " << a.raw.body();
+        if (r.code) {
+            EXPECT_EQ(a.body["error"].value("code", ""), r.code) << r.target << ": " << a.raw.body();
+        }
+        if (r.status == 404) {
+            EXPECT_NE(a.body["error"].value("message", "").find("\"models\" list"), std::string::npos) << a.raw.body();
+        }
+    }
+    test_client ws(static_cast<uint16_t>(port));
+    auto refused = ws.request("GET /v1/realtime?intent=transcription HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                              "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                              "Sec-WebSocket-Version: 13\r\n\r\n");
+    ASSERT_TRUE(refused);
+    EXPECT_EQ(refused->result_int(), 404u) << refused->body();
+
     child.signal(SIGTERM);
     const child_output out = child.finish();
     EXPECT_EQ(out.exit_code, 0) << out.err;

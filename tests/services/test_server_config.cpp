@@ -31,7 +31,7 @@ TEST(server_config, every_contract_key_is_read) {
         "prices": {"chat.completions": 2000, "pipelines.text_to_image": 50000, "images.generations": 0},
         "cache_price": 10,
         "limits": {"body_bytes": 2048, "upload_bytes": 4096, "header_timeout_ms": 500, "idle_timeout_ms": 700,
-                   "max_connections": 8, "queue_depth": 3, "memory_bytes": 1073741824},
+                   "ws_message_bytes": 65536, "shutdown_timeout_ms": 900, "max_connections": 8, "queue_depth": 3, "memory_bytes": 1073741824},
         "alerts": {"webhook_url": "http://127.0.0.1:9/hook"}
     })", "/etc/mm");
     ASSERT_TRUE(c) << c.error().to_string();
@@ -53,6 +53,8 @@ TEST(server_config, every_contract_key_is_read) {
     EXPECT_EQ(c->cache_price, 10);
     EXPECT_EQ(c->limits.body_bytes, 2048u);
     EXPECT_EQ(c->limits.queue_depth, 3);
+    EXPECT_EQ(c->limits.ws_message_bytes, 65536u);
+    EXPECT_EQ(c->limits.shutdown_timeout_ms, 900);
     EXPECT_EQ(c->limits.memory_bytes, int64_t{1} << 30);
     EXPECT_EQ(c->alerts.webhook_url, "http://127.0.0.1:9/hook");
 }
@@ -72,6 +74,8 @@ TEST(server_config, errors_name_the_key) {
         {"models not list", R"({"models": {}})", "models: expected a list"},
         {"model kind", R"({"models": [{"id": "a", "kind": "gpt", "path": "x"}]})", "models[0].kind: expected"},
         {"model missing path", R"({"models": [{"id": "a", "kind": "llm"}]})", "models[0].path: required"},
+        {"ws message limit zero", R"({"limits": {"ws_message_bytes": 0}})", "limits.ws_message_bytes"},
+        {"shutdown timeout type", R"({"limits": {"shutdown_timeout_ms": "5s"}})", "limits.shutdown_timeout_ms: expected an integer"},
         {"model unknown key", R"({"models": [{"id": "a", "kind": "llm", "path": "x", "gpu": 1}]})", "models[0].gpu: unknown key"},
         {"model n_ctx type", R"({"models": [{"id": "a", "kind": "llm", "path": "x", "n_ctx": "big"}]})", "models[0].n_ctx: expected an integer"},
         {"model n_parallel range", R"({"models": [{"id": "a", "kind": "llm", "path": "x", "n_parallel": 0}]})", "models[0].n_parallel: expected 1..256"},

@@ -15,6 +15,7 @@
 #include "services/http_message.h"
 #include "services/responder.h"
 #include "services/route_reply.h"
+#include "services/ws_channel.h"
 
 namespace mm::services {
 
@@ -28,9 +29,10 @@ using async_route_handler = std::function<void(std::shared_ptr<const http_reques
 struct route {
     boost::beast::http::verb method;
     std::string path;  // matched against the target without its query; a "{name}" segment matches any one segment
-    route_handler handler;                      // one of the two is set
+    route_handler handler;                      // one of the three is set
     async_route_handler async_handler = nullptr;
     uint64_t body_limit = 0;                    // bytes; 0: the server's body_limit (uploads set their own)
+    ws_route_handler ws_handler = nullptr;      // a WebSocket endpoint (method GET): answers upgrades only
 };
 
 // Segment `index` of the request's path (0: "v1" in "/v1/models/x"), percent-decoded; empty past the end.
@@ -43,6 +45,9 @@ public:
     // Always answers through out: the route's answer, its status as an error, 404 for an unknown path, or 405
     // with an Allow header for a known path asked with another method.
     void dispatch(std::shared_ptr<const http_request> req, std::shared_ptr<responder> out) const;
+
+    // The WebSocket route an upgrade request asks for, or null (then it is dispatched as plain HTTP).
+    const route* ws_route(const http_request& req) const;
 
     // The largest body any route takes (fallback when none asks for more): the limit while a header is read,
     // since Beast checks Content-Length against it as soon as the header ends.

@@ -30,7 +30,9 @@ struct server_params {
     std::chrono::milliseconds linger_timeout{1'000};    // draining a closed connection so the client reads our reply
     std::chrono::milliseconds stop_timeout{5'000};      // stop(): how long open connections get to finish
     std::chrono::milliseconds stream_heartbeat{15'000}; // a quiet stream gets an SSE comment this often
-    size_t stream_queue_chunks = 4096;                  // chunks queued to a client that reads too slowly: then dropped
+    size_t stream_queue_chunks = 4096;                  // chunks (or WebSocket messages) queued to a client that reads
+                                                        // too slowly: then it is dropped
+    uint64_t ws_message_limit = 1 << 20;                // bytes of one WebSocket message from a client; larger: close 1009
 };
 status validate(const server_params& p);
 
