@@ -15,6 +15,7 @@ const char* errc_name(errc c) {
         case errc::resource_exhausted: return "resource_exhausted";
         case errc::cancelled: return "cancelled";
         case errc::deadline_exceeded: return "deadline_exceeded";
+        case errc::request_timeout: return "request_timeout";
         case errc::unauthenticated: return "unauthenticated";
         case errc::permission_denied: return "permission_denied";
         case errc::rate_limited: return "rate_limited";

@@ -19,6 +19,7 @@ constexpr http_error_row k_rows[] = {  // errc                    HTTP  type / c
     {errc::permission_denied,    {403, "invalid_request_error", "permission_denied"}},
     {errc::not_found,            {404, "invalid_request_error", "not_found"}},
     {errc::model_not_found,      {404, "invalid_request_error", "model_not_found"}},
+    {errc::request_timeout,      {408, "invalid_request_error", "request_timeout"}},
     {errc::idempotency_running,  {409, "invalid_request_error", "idempotency_key_in_use"}},
     {errc::resource_exhausted,   {413, "invalid_request_error", "request_too_large"}},
     {errc::idempotency_mismatch, {422, "invalid_request_error", "idempotency_key_reused"}},

@@ -91,7 +91,7 @@ private:
 };
 
 http_session::http_session(net::ip::tcp::socket socket, const session_shared& shared)
-    : exec_(socket.get_executor()), stream_(std::move(socket)), shared_(shared), heartbeat_(exec_) {}
+    : exec_(socket.get_executor()), stream_(std::move(socket)), shared_(shared), heartbeat_(exec_), header_timer_(exec_) {}
 
 http_session::~http_session() { shared_.registry.release(this); }
 
@@ -147,12 +147,30 @@ void http_session::on_idle_read(error_code ec, size_t n) {
 }
 
 void http_session::read_header() {
-    stream_.expires_after(shared_.params.header_timeout);
+    stream_.expires_never();
+    header_timed_out_ = false;
+    header_timer_.expires_after(shared_.params.header_timeout);
+    header_timer_.async_wait(beast::bind_front_handler(&http_session::on_header_timeout, shared_from_this()));
     http::async_read_header(stream_, buffer_, *parser_,
                             beast::bind_front_handler(&http_session::on_header, shared_from_this()));
 }
 
+void http_session::on_header_timeout(error_code ec) {
+    if (ec || phase_ != phase::reading || parser_->is_header_done()) return;
+    header_timed_out_ = true;
+    stream_.socket().cancel();  // on_header sees operation_aborted and answers
+}
+
 void http_session::on_header(error_code ec, size_t) {
+    header_timer_.cancel();
+    if (ec && header_timed_out_) {
+        // Silent since it connected: nobody to answer. Part of a request: tell the client why it is cut off.
+        if (stopping_ || (buffer_.size() == 0 && !parser_->got_some())) return close_now();
+        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(shared_.params.header_timeout).count();
+        return write(make_error_response(
+            status(errc::request_timeout, "request header not received within " + std::to_string(ms) + " ms"), 11,
+            /*keep_alive=*/false));
+    }
     if (ec) {
         if (!answer_read_error(ec)) close_now();
         return;
@@ -283,6 +301,7 @@ void http_session::on_linger_read(error_code ec, size_t) {
 
 void http_session::close_now() {
     phase_ = phase::closed;
+    header_timer_.cancel();
     stream_.close();  // cancels what is pending; those handlers see phase::closed or an error and stop
 }
 

@@ -41,6 +41,7 @@ constexpr error_case k_cases[] = {
     {errc::permission_denied,    403, "invalid_request_error", "permission_denied"},
     {errc::rate_limited,         429, "requests",              "rate_limit_exceeded"},
     {errc::budget_exhausted,     429, "insufficient_quota",    "insufficient_quota"},
+    {errc::request_timeout,      408, "invalid_request_error", "request_timeout"},
     {errc::idempotency_running,  409, "invalid_request_error", "idempotency_key_in_use"},
     {errc::idempotency_mismatch, 422, "invalid_request_error", "idempotency_key_reused"},
     {errc::overloaded,           503, "server_error",          "overloaded"},

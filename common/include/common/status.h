@@ -22,6 +22,7 @@ enum class errc {
     resource_exhausted,   // a limit was hit (memory budget, body size)
     cancelled,            // the run's cancel token fired
     deadline_exceeded,    // a timeout
+    request_timeout,      // the client took too long to send its request (HTTP 408)
     unauthenticated,
     permission_denied,
     rate_limited,
