@@ -36,18 +36,23 @@ size_t connection_registry::n_serving() const {
     return n_serving_;
 }
 
+std::vector<std::shared_ptr<http_session>> connection_registry::sessions(bool close) {
+    std::lock_guard lock(mu_);
+    closed_ |= close;
+    std::vector<std::shared_ptr<http_session>> out;
+    for (auto& [ptr, e] : open_)
+        if (auto s = e.session.lock()) out.push_back(std::move(s));
+    return out;
+}
+
+// The sessions are locked under mu_ and called outside it: dropping the last reference runs a session's
+// destructor, which takes mu_ again in release().
 void connection_registry::close_all() {
-    // Lock the sessions under mu_, call them outside it: dropping the last reference runs the session's
-    // destructor, which takes mu_ again in release().
-    std::vector<std::shared_ptr<http_session>> sessions;
-    {
-        std::lock_guard lock(mu_);
-        closed_ = true;
-        for (auto& [ptr, e] : open_)
-            if (auto s = e.session.lock()) sessions.push_back(std::move(s));
-    }
-    for (auto& s : sessions) s->shutdown();
-    sessions.clear();
+    for (auto& s : sessions(/*close=*/true)) s->shutdown();
+}
+
+void connection_registry::cancel_all() {
+    for (auto& s : sessions(/*close=*/false)) s->cancel();
 }
 
 }  // namespace mm::services

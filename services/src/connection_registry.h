@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 namespace mm::services {
 
@@ -24,10 +25,15 @@ public:
     admission admit(const std::shared_ptr<http_session>& s);
     void release(const http_session* s);  // from the session's destructor; a no-op for one never admitted
     size_t n_serving() const;
-    // Asks every open session to close (each on its own strand) and drops new connections from now on.
+    // Asks every open session to close (each on its own strand) and drops new connections from now on; a
+    // request being handled keeps going, and its connection closes after the answer.
     void close_all();
+    // Cancels the requests still being handled (their cancelled answers still go out).
+    void cancel_all();
 
 private:
+    std::vector<std::shared_ptr<http_session>> sessions(bool close);  // the live ones; close: admit no more
+
     struct entry {
         std::weak_ptr<http_session> session;
         admission kind;

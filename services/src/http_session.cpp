@@ -117,12 +117,18 @@ void http_session::shutdown() {
 
 void http_session::on_shutdown() {
     stopping_ = true;
-    // A write in flight finishes first (on_write then closes); anything else has no reply owed. A request
-    // being handled is told to stop; its answer (cancelled) still goes out before the close.
+    // A request being handled (or streamed) goes on to its answer, then the connection closes; stop()
+    // cancels it if it outlives the deadline. Anything else has no reply owed. A WebSocket gets 1001 now:
+    // it has no answer to finish.
     if (phase_ == phase::reading || phase_ == phase::lingering) close_now();
-    if (phase_ == phase::handling || phase_ == phase::streaming) responder_cancel();
     if (phase_ == phase::websocket)
         if (auto ws = ws_.lock()) ws->shutdown();
+}
+
+void http_session::cancel() {
+    net::post(exec_, [self = shared_from_this()] {
+        if (self->phase_ == phase::handling || self->phase_ == phase::streaming) self->responder_cancel();
+    });
 }
 
 void http_session::read_next() {

@@ -51,7 +51,8 @@ public:
 
     void start();           // serve requests until the client or a timeout ends it
     void start_rejected();  // over the connection cap: answer 503 at once, then close
-    void shutdown();        // any thread: close now if idle or reading, after the write if writing
+    void shutdown();        // any thread: close now if idle or reading, after the answer if handling or writing
+    void cancel();          // any thread: cancel the request being handled (stop() after its deadline)
 
 private:
     friend class session_responder;

@@ -1,6 +1,7 @@
 #include "meter.h"
 
 #include <atomic>
+#include <cstdio>
 #include <mutex>
 
 #include <boost/asio/post.hpp>
@@ -165,7 +166,13 @@ private:
 
 }  // namespace
 
-std::string request_id_generate() { return "req_" + key_id_generate().substr(4); }
+std::string request_id_generate() {
+    // Milliseconds first, so ids sort by time and each new charge lands on the ledger index's last page (a
+    // random id dirtied a page of its own per charge in every group commit); 64 random bits after them.
+    char ms[16];
+    std::snprintf(ms, sizeof ms, "%012llx", static_cast<unsigned long long>(system_clock{}.now_ms()));
+    return std::string("req_") + ms + key_id_generate().substr(4);
+}
 
 meter::meter(meter_params p) : p_(std::move(p)), workers_(static_cast<size_t>(p_.n_workers)) {}
 

@@ -68,7 +68,7 @@ private:
     boost::asio::thread_pool workers_;
 };
 
-// "req_" + 16 hex chars from the CSPRNG: the id of one request and of its charge.
+// "req_" + 12 hex chars of the wall clock in ms + 16 from the CSPRNG: the id of one request and its charge.
 std::string request_id_generate();
 
 }  // namespace mm::services

@@ -22,6 +22,10 @@ namespace mm::services {
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
+// After stop_timeout, how long cancelled requests get for their answers: a stage sees a cancel within a
+// step, so this is the last step plus the write.
+constexpr std::chrono::milliseconds k_cancel_grace{2'000};
+
 status validate(const server_params& p) {
     using std::chrono::milliseconds;
     if (p.host.empty()) return status(errc::invalid_argument, "host: must not be empty");
@@ -118,12 +122,19 @@ void server::stop() {
     const auto self = std::this_thread::get_id();
     MM_ASSERT(std::none_of(m.threads.begin(), m.threads.end(), [&](auto& t) { return t.get_id() == self; }));
 
+    // With the acceptor closed and sessions closing, run() returns once the last one is gone. Requests in
+    // flight get stop_timeout to finish; then they are cancelled (the meter voids them) and get a short
+    // while more for their cancelled answers to go out.
     m.acceptor->stop();
     m.registry.close_all();
-    {
-        // With the acceptor closed and sessions closing, run() returns once the last one is gone.
+    const auto all_closed = [&](std::chrono::milliseconds within) {
         std::unique_lock lock(m.run_mu);
-        if (!m.run_cv.wait_for(lock, m.params.stop_timeout, [&] { return m.n_running == 0; })) {
+        return m.run_cv.wait_for(lock, within, [&] { return m.n_running == 0; });
+    };
+    if (!all_closed(m.params.stop_timeout)) {
+        log_warn("server_stop_cancelling", {{"open_connections", m.registry.n_serving()}});
+        m.registry.cancel_all();
+        if (!all_closed(k_cancel_grace)) {
             log_warn("server_stop_timeout", {{"open_connections", m.registry.n_serving()}});
             m.ioc.stop();
         }

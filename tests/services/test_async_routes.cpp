@@ -201,8 +201,8 @@ TEST(async_routes, a_client_that_leaves_cancels_its_request) {
     }
 }
 
-TEST(async_routes, stopping_the_server_cancels_requests_in_flight) {
-    fixture f;
+TEST(async_routes, a_request_that_outlives_the_stop_deadline_is_cancelled_and_still_answered) {
+    fixture f({.stop_timeout = std::chrono::milliseconds(300)});
     test_client c(f.srv->port());
     ASSERT_FALSE(c.write(k_park));
     ASSERT_TRUE(f.park.wait_arrival());
@@ -213,6 +213,10 @@ TEST(async_routes, stopping_the_server_cancels_requests_in_flight) {
     f.srv->stop();
     answer.join();
     EXPECT_TRUE(out->cancel().stopped());
+    auto res = c.read();
+    ASSERT_TRUE(res) << "the cancelled answer did not reach the client";
+    EXPECT_EQ(res->result_int(), 503u) << res->body();
+    EXPECT_TRUE(c.closed_by_server());
 }
 
 }  // namespace

@@ -46,7 +46,7 @@ struct fixture {
     mm::test::test_stage stage;
     std::unique_ptr<server> srv;
 
-    fixture() {
+    explicit fixture(std::chrono::milliseconds stop_timeout = std::chrono::milliseconds(5'000)) {
         dir = fs::temp_directory_path() / ("mm_meter_" + std::to_string(::getpid()) + "_" + request_id_generate());
         fs::create_directories(dir);
         auto secret = server_secret_load_or_create(dir);
@@ -73,6 +73,7 @@ struct fixture {
         p.host = "127.0.0.1";
         p.port = 0;
         p.max_connections = 512;
+        p.stop_timeout = stop_timeout;
         srv = std::make_unique<server>(p, std::move(table));
         EXPECT_TRUE(srv->start());
     }
@@ -320,6 +321,38 @@ TEST(meter, a_client_that_leaves_mid_stream_is_not_billed_and_its_stage_work_sto
     }
     EXPECT_EQ(reserved, 0);
     EXPECT_EQ(f.spent(key), 0);
+}
+
+// A graceful stop: the request that finishes within the deadline is answered and billed; the one that
+// outlives it is cancelled, answered as such, and voided; nothing stays reserved.
+TEST(meter, a_stop_lets_requests_in_flight_finish_and_bill_and_voids_what_outlives_the_deadline) {
+    fixture f(std::chrono::milliseconds(2'000));
+    const std::string key = f.new_key();
+    auto quick = std::async(std::launch::async, [&] { return f.call("POST", "/v1/test/run", key, R"({"action":"work","ms":200})"); });
+    auto stuck = std::async(std::launch::async, [&] { return f.call("POST", "/v1/test/run", key, R"({"action":"hold"})"); });
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while ((f.stage.ran() < 2 || f.stage.holding() == 0) && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::yield();
+    ASSERT_EQ(f.stage.ran(), 2) << "both requests are with the stage before the stop";
+    f.srv->stop();
+
+    const auto q = quick.get();
+    EXPECT_EQ(q.status, 200u) << q.raw.body();
+    const auto s = stuck.get();
+    EXPECT_EQ(s.status, 503u) << s.raw.body();
+    EXPECT_EQ(s.body["error"].value("code", ""), "cancelled") << s.raw.body();
+    EXPECT_EQ(f.stage.cancelled(), 1);
+
+    auto billed = f.book->charge_get(std::string(q.raw.at("x-request-id")));
+    ASSERT_TRUE(billed);
+    EXPECT_EQ(billed->state, charge_state::committed);
+    auto voided = f.book->charge_get(std::string(s.raw.at("x-request-id")));
+    ASSERT_TRUE(voided);
+    EXPECT_EQ(voided->state, charge_state::voided);
+    EXPECT_EQ(voided->outcome, charge_outcome::cancelled);
+    auto by_outcome = f.book->usage({.group_by = usage_group::outcome});
+    ASSERT_TRUE(by_outcome);
+    for (const auto& row : *by_outcome) EXPECT_EQ(row.outcomes.count("pending"), 0u) << row.group;
 }
 
 TEST(meter, a_completed_stream_is_billed_before_its_last_byte) {

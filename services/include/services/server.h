@@ -28,7 +28,7 @@ struct server_params {
     std::chrono::milliseconds idle_timeout{30'000};     // a kept-alive connection waiting for its next request
     std::chrono::milliseconds write_timeout{30'000};    // one response, to a client that does not read
     std::chrono::milliseconds linger_timeout{1'000};    // draining a closed connection so the client reads our reply
-    std::chrono::milliseconds stop_timeout{5'000};      // stop(): how long open connections get to finish
+    std::chrono::milliseconds stop_timeout{5'000};      // stop(): how long requests in flight get before a cancel
     std::chrono::milliseconds stream_heartbeat{15'000}; // a quiet stream gets an SSE comment this often
     size_t stream_queue_chunks = 4096;                  // chunks (or WebSocket messages) queued to a client that reads
                                                         // too slowly: then it is dropped
@@ -52,8 +52,8 @@ public:
     uint16_t port() const;
     std::string address() const;
     size_t n_connections() const;
-    // Stops accepting, closes idle connections, lets responses in flight finish (up to stop_timeout), then
-    // joins the io threads. Idempotent.
+    // Stops accepting, closes idle connections, lets requests in flight finish (up to stop_timeout; then they
+    // are cancelled and get a little longer for their cancelled answers), then joins the io threads. Idempotent.
     void stop();
 
 private:
