@@ -2,6 +2,7 @@
 #include "sqlite_ledger.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -109,7 +110,10 @@ result<std::unique_ptr<sqlite_ledger>> sqlite_ledger::open(sqlite_ledger_params 
         std::lock_guard state_lock(l->state_mu_);
         MM_TRY(l->load_state().context("loading the ledger"));
     }
-    l->writer_ = std::thread([raw = l.get()] { raw->writer_loop(); });
+    l->writer_ = std::thread([raw = l.get()] {
+        pthread_setname_np(pthread_self(), "mm-ledger");  // names the thread in top, perf and gdb
+        raw->writer_loop();
+    });
     return l;
 }
 

@@ -9,8 +9,11 @@
 // memory too, so authentication never touches the disk; reports read through a second connection.
 //
 // reserve places its hold in memory (the budget check needs nothing else) and queues the reserved row
-// behind it; commit and void follow that row through the queue. A hold whose row was lost with a failed
-// batch stays in memory, and its commit or void writes the whole row.
+// behind it; commit and void follow that row through the queue. When the commit or void is queued before
+// the writer reaches the reserved row (a quick request), the row is skipped and the settle inserts the
+// whole row: one write per charge instead of two. A hold whose row was lost with a failed batch stays in
+// memory, and its commit or void writes the whole row too. A skipped charge was never on disk as reserved,
+// so a crash before its settle commits leaves nothing of it, as it must: its answer had not gone out.
 //
 // A charge belongs to the period that holds its created_ms (reserve time), so a reservation opened at
 // 23:59 and committed at 00:01 is billed to the day it started. Reservations still open when the file
@@ -125,6 +128,8 @@ private:
         micros price = 0;
         int64_t created_ms = 0;
         std::string endpoint;
+        bool settle_queued = false;  // its commit or void is queued behind its reserved row
+        bool row_skipped = false;    // so the reserved row was not written; the settle inserts the whole row
     };
 
     // One queued write. apply runs on the writer inside the batch's transaction and says whether the op
@@ -160,6 +165,9 @@ private:
     subject_totals* totals_cached(alert::subject_kind kind, const std::string& subject, period p, int64_t now_ms);
     // Whether a charge row with this id is on disk, through the read connection.
     result<bool> charge_exists(std::string_view request_id) const;
+
+    // Flags an open charge whose commit or void is about to be queued; takes state_mu_.
+    void mark_settle_queued(std::string_view request_id);
 
     // Writer-thread helpers; state_mu_ held.
     // Moves a charge from reserved to state, writing the whole row if its reserved row never landed.

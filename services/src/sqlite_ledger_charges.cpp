@@ -198,7 +198,12 @@ std::optional<status> sqlite_ledger::hold(const std::string& request_id, const s
             std::lock_guard lock(state_mu_);
             auto it = open_.find(request_id);
             if (it == open_.end() || unpersisted_.find(request_id) == unpersisted_.end()) return ok_status();
-            const open_charge& c = it->second;
+            open_charge& c = it->second;
+            // Its commit or void is already queued: that op writes the whole row, so one write replaces two.
+            if (c.settle_queued) {
+                c.row_skipped = true;
+                return ok_status();
+            }
             MM_SQL_QUERY(q, wdb_,
                          "INSERT INTO charges (request_id, key_id, user_name, endpoint, price, state, created_ms) "
                          "VALUES (?1, ?2, ?3, ?4, ?5, 'reserved', ?6)");
@@ -240,9 +245,14 @@ status sqlite_ledger::reserve(std::string_view request_id, std::string_view key_
     });
 }
 
+void sqlite_ledger::mark_settle_queued(std::string_view request_id) {
+    std::lock_guard lock(state_mu_);
+    if (auto it = open_.find(request_id); it != open_.end()) it->second.settle_queued = true;
+}
+
 status sqlite_ledger::settle_row(const std::string& request_id, const open_charge& c, charge_state state,
                                  charge_outcome outcome, int64_t now) {
-    {
+    if (!c.row_skipped) {
         MM_SQL_QUERY(q, wdb_,
                      "UPDATE charges SET state = ?2, outcome = ?3, finished_ms = ?4 "
                      "WHERE request_id = ?1 AND state = 'reserved'");
@@ -250,7 +260,7 @@ status sqlite_ledger::settle_row(const std::string& request_id, const open_charg
                    .bind(4, now).run());
         if (q.changes() == 1) return ok_status();
     }
-    // No reserved row: its write was lost with a failed batch, so the settled row is written whole.
+    // No reserved row (skipped for this settle, or lost with a failed batch): the settled row is written whole.
     if (unpersisted_.find(request_id) == unpersisted_.end())
         return status(errc::internal, "open reservation missing from the charges table");
     MM_SQL_QUERY(q, wdb_,
@@ -267,6 +277,7 @@ void sqlite_ledger::commit_async(std::string_view request_id, charge_outcome out
     if (outcome != charge_outcome::ok && outcome != charge_outcome::cache_hit)
         return done(status(errc::invalid_argument,
                            std::string("a commit's outcome is ok or cache_hit, not ") + charge_outcome_name(outcome)));
+    mark_settle_queued(request_id);
     submit_async<status>(
         [this, id = std::string(request_id), outcome, idem = std::move(idem)]() -> status {
             std::lock_guard lock(state_mu_);
@@ -295,6 +306,7 @@ void sqlite_ledger::commit_async(std::string_view request_id, charge_outcome out
 void sqlite_ledger::void_async(std::string_view request_id, charge_outcome outcome, done_fn done) {
     if (outcome == charge_outcome::ok)
         return done(status(errc::invalid_argument, "a voided charge's outcome is not ok"));
+    mark_settle_queued(request_id);
     submit_async<status>(
         [this, id = std::string(request_id), outcome]() -> status {
             std::lock_guard lock(state_mu_);
