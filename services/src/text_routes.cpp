@@ -457,7 +457,7 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
                 call = json::array({{{"id", "call_" + request_id_generate().substr(4)},
                                      {"type", "function"},
                                      {"function", {{"name", doc["name"]}, {"arguments", doc["arguments"].dump()}}}}});
-                finish = "tool_calls";
+                if (r->reason != text::finish_reason::length) finish = "tool_calls";  // a call cut short says so
             }
         }
         if (st->stream) {

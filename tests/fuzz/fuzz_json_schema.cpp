@@ -1,9 +1,10 @@
 // libFuzzer target: a request's JSON schema (response_format, tool parameters) and the recogniser that
 // constrains output to it. Input: schema text, a NUL byte, then document bytes fed one at a time. The
 // schema either parses or is refused with a message; the recogniser never crashes, and a document it calls
-// complete parses as JSON.
+// complete parses as JSON, and so does the document its closing() completes.
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
@@ -30,6 +31,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             ++fed;
         }
         if (r.complete() && nlohmann::json::parse(doc.substr(0, fed), nullptr, false).is_discarded()) __builtin_trap();
+        // closing() from wherever the bytes stopped: each of its bytes is taken and shortens it by one, and it
+        // ends in a document that parses.
+        std::string whole(doc.substr(0, fed));
+        for (std::string rest = r.closing(); !rest.empty(); rest.erase(0, 1)) {
+            if (!r.feed(rest[0]) || r.closing() != std::string_view(rest).substr(1)) __builtin_trap();
+            whole += rest[0];
+        }
+        if (!r.complete() || nlohmann::json::parse(whole, nullptr, false).is_discarded()) __builtin_trap();
     }
     return 0;
 }

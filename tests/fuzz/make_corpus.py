@@ -156,6 +156,9 @@ def json_schema_seeds():
         ("const", {"const": {"k": [1]}}, '{"k":[1]}'),
         ("bad_type", {"type": "quaternion"}, "{}"),
         ("nested", {"type": "array", "items": {"type": "array", "items": {"type": "boolean"}}}, "[[true],[false,true]]"),
+        # A high surrogate escape with no low half: a document readers refuse, so the recogniser must too.
+        ("lone_surrogate", {}, '"a\\ud83d\\u0041"'),
+        ("open_surrogate", {"type": "object", "properties": {"s": {"type": "string"}}, "required": ["s"]}, '{"s":"\\uD83D'),
     ]
     for name, schema, doc in cases:
         yield name + ".bin", json.dumps(schema).encode() + b"\0" + doc.encode()

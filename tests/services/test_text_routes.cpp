@@ -286,6 +286,90 @@ TEST(text_routes, structured_output_and_tool_calls_always_parse) {
     }
 }
 
+// The request options that change how a generation ends or what it may say, each seen in the answer.
+TEST(text_routes, request_options_shape_the_answer) {
+    fixture f(1024);
+    const json user = {{{"role", "user"}, {"content", "Tell me a story"}}};
+
+    // max_completion_tokens (the newer name of max_tokens) caps the answer: a length finish.
+    auto capped = f.call("POST", "/v1/chat/completions",
+                         json{{"model", "stories"}, {"messages", user}, {"max_completion_tokens", 5}, {"temperature", 0}}.dump());
+    ASSERT_EQ(capped.status, 200u) << capped.body.dump();
+    EXPECT_EQ(capped.body["usage"]["completion_tokens"], 5);
+    EXPECT_EQ(capped.body["choices"][0]["finish_reason"], "length");
+
+    // A stop string inside llama-server's greedy text ends the answer just before it (a stop finish).
+    const json c = test::text_golden("server_greedy_f32.json")["cases"][1];  // once_upon
+    const std::string golden = c["content"];
+    const size_t at = golden.find("Lily");
+    ASSERT_NE(at, std::string::npos);
+    auto stopped = f.call("POST", "/v1/completions",
+                          json{{"model", "stories"}, {"prompt", c["prompt"]}, {"max_tokens", 60}, {"temperature", 0},
+                               {"stop", {"Lily", "never appears"}}}.dump());
+    ASSERT_EQ(stopped.status, 200u) << stopped.body.dump();
+    EXPECT_EQ(stopped.body["choices"][0]["text"], golden.substr(0, at));
+    EXPECT_EQ(stopped.body["choices"][0]["finish_reason"], "stop");
+
+    // The model's end of text (EOS, id 2, made certain by logit_bias): a stop finish, and
+    // the EOS itself is neither text nor a counted completion token. Greedy stories260K never reaches EOS in
+    // its first 128 positions (the goldens), so the bias is what ends it.
+    auto eos = f.call("POST", "/v1/completions",
+                      json{{"model", "stories"}, {"prompt", c["prompt"]}, {"max_tokens", 50}, {"temperature", 0},
+                           {"logit_bias", {{"2", 100}}}}.dump());
+    ASSERT_EQ(eos.status, 200u) << eos.body.dump();
+    EXPECT_EQ(eos.body["choices"][0]["finish_reason"], "stop");
+    EXPECT_EQ(eos.body["choices"][0]["text"], "");
+    EXPECT_EQ(eos.body["usage"]["completion_tokens"], 0);
+
+    // json_object: any JSON object, and it parses even when max_tokens cuts it (this story model writes
+    // keys and values on and on): the last tokens close it, and the finish says length.
+    for (int max_tokens : {2, 7, 40}) {
+        auto obj = f.call("POST", "/v1/chat/completions",
+                          json{{"model", "stories"}, {"messages", user}, {"max_tokens", max_tokens}, {"seed", 7},
+                               {"temperature", 0.8}, {"response_format", {{"type", "json_object"}}}}.dump());
+        ASSERT_EQ(obj.status, 200u) << obj.body.dump();
+        const json doc = json::parse(obj.body["choices"][0]["message"]["content"].get<std::string>(), nullptr, false);
+        EXPECT_TRUE(doc.is_object()) << obj.body.dump();
+        EXPECT_EQ(obj.body["choices"][0]["finish_reason"], "length") << obj.body.dump();
+        EXPECT_LE(obj.body["usage"]["completion_tokens"].get<int>(), max_tokens);
+    }
+
+    // Tool choice: a named function is the one called; "none" answers in text; "auto" lets the model choose,
+    // and whichever it chose comes back in its own shape.
+    const json tools = {
+        {{"type", "function"}, {"function", {{"name", "get_weather"}, {"parameters", {{"type", "object"}, {"properties", {{"city", {{"enum", {"Paris"}}}}}}, {"required", {"city"}}}}}}},
+        {{"type", "function"}, {"function", {{"name", "get_time"}, {"parameters", {{"type", "object"}, {"properties", {{"zone", {{"enum", {"UTC"}}}}}}, {"required", {"zone"}}}}}}}};
+    json named = {{"model", "stories"}, {"messages", user}, {"max_tokens", 300}, {"temperature", 0}, {"tools", tools},
+                  {"tool_choice", {{"type", "function"}, {"function", {{"name", "get_time"}}}}}};
+    auto t = f.call("POST", "/v1/chat/completions", named.dump());
+    ASSERT_EQ(t.status, 200u) << t.body.dump();
+    ASSERT_EQ(t.body["choices"][0]["message"]["tool_calls"].size(), 1u) << t.body.dump();
+    EXPECT_EQ(t.body["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "get_time");
+    EXPECT_EQ(json::parse(t.body["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"].get<std::string>()),
+              (json{{"zone", "UTC"}}));
+    EXPECT_EQ(t.body["choices"][0]["finish_reason"], "tool_calls");
+
+    named["tool_choice"] = "none";
+    named["max_tokens"] = 8;
+    auto none = f.call("POST", "/v1/chat/completions", named.dump());
+    ASSERT_EQ(none.status, 200u) << none.body.dump();
+    EXPECT_FALSE(none.body["choices"][0]["message"].contains("tool_calls")) << none.body.dump();
+    EXPECT_TRUE(none.body["choices"][0]["message"]["content"].is_string());
+
+    named["tool_choice"] = "auto";
+    auto any = f.call("POST", "/v1/chat/completions", named.dump());
+    ASSERT_EQ(any.status, 200u) << any.body.dump();
+    const json& choice = any.body["choices"][0];
+    if (choice["message"].contains("tool_calls")) {
+        EXPECT_EQ(choice["finish_reason"], "tool_calls");
+        EXPECT_TRUE(choice["message"]["content"].is_null());
+    } else {
+        EXPECT_TRUE(choice["message"]["content"].is_string()) << choice.dump();
+        EXPECT_NE(choice["finish_reason"], "tool_calls");
+    }
+    EXPECT_EQ(f.spent(), 9 * k_price) << "nine requests, each billed once";
+}
+
 TEST(text_routes, a_client_that_leaves_mid_stream_stops_generation_and_is_not_billed) {
     fixture f(4096);  // room for a generation far longer than the client stays (4000 steps: ~seconds)
     test_client c(f.srv->port());

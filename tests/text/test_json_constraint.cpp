@@ -38,6 +38,10 @@ TEST(json_constraint, the_recogniser_accepts_exactly_what_the_schema_allows) {
         {R"({"name":"Al","age":3})", true},
         {R"({ "name" : "A\"l\u00e9" , "age" : -12, "tags": ["x", ""], "role": "user", "score": 1.5e-3 })", true},
         {R"({"name":"Al","age":3,"score":0})", true},
+        {R"({"name":"\ud83d\uDE00","age":3})", true},   // a surrogate pair
+        {R"({"name":"\ud83d","age":3})", false},         // a lone high surrogate (readers refuse it)
+        {R"({"name":"\ude00x","age":3})", false},        // a lone low one
+        {R"({"name":"\ud83d\u0041","age":3})", false},  // a high one followed by no low one
         {R"({"age":3,"name":"Al"})", false},             // declared order
         {R"({"name":"Al"})", false},                     // age is required
         {R"({"name":"Al","age":3.5})", false},           // integer
@@ -102,6 +106,112 @@ TEST(json_constraint, byte_walks_never_dead_end_and_finish_valid) {
         EXPECT_FALSE(json::parse(out, nullptr, false).is_discarded()) << out;
     }
     EXPECT_GE(finished, 100);
+}
+
+// closing(): from the start, the shortest document of the schema; from every prefix of random byte walks, a
+// way out that each of its bytes shortens by exactly one and that ends in a document an independent reader
+// parses.
+TEST(json_constraint, closing_is_a_way_out_from_every_prefix) {
+    const auto person = schema(k_person);
+    const auto call = json_schema_tool_call({{"get_weather", person}, {"noop", json_schema_any_object()}});
+    const auto odd = schema(R"({"type":"object","properties":{"n":{"enum":[1,10,"x"]},"zürich":{"type":"array",
+        "items":{"type":"number"}},"b":{"type":"boolean"},"deep":{"type":"object","properties":{"s":{"type":"string"}},
+        "required":["s"]}},"required":["zürich","deep"]})");
+    EXPECT_EQ(json_recognizer(person).closing(), R"({"name":"","age":0})");
+    EXPECT_EQ(json_recognizer(json_schema_any_object()).closing(), "{}");
+    EXPECT_EQ(json_recognizer(call).closing(), R"({"name":"noop","arguments":{}})");
+    EXPECT_EQ(json_recognizer(odd).closing(), "{\"z\u00fcrich\":[],\"deep\":{\"s\":\"\"}}");
+    struct prefix { json_schema_ptr s; const char* text; const char* rest; };
+    const prefix known[] = {
+        {person, R"({"name":"Al","age":-)", "0}"},
+        {person, R"({"name":"A\u00)", R"(00","age":0})"},
+        {person, R"({"name":"A\uD8)", R"(00\udc00","age":0})"},
+        {person, R"({"name":"A\uD83D\)", R"(udc00","age":0})"},
+        {person, R"({"name":"A\uD83D\uD)", R"(c00","age":0})"},
+        {person, R"({"name":"Al","age":3,"tags":["x",)", R"(""]})"},
+        {person, R"({"name":"Al","age":3,"ro)", R"(le":"user"})"},  // the shorter option
+        {person, R"({"name":"Al","age":3,"score":1.)", "0}"},
+        {call, R"({"name":"get)", R"(_weather","arguments":{"name":"","age":0}})"},
+        {call, R"({"name":"get_weather","arguments":{"name":"x")", R"(,"age":0}})"},
+        {odd, R"({"n":1)", ",\"z\u00fcrich\":[],\"deep\":{\"s\":\"\"}}"},
+        {odd, "{\"z\xc3", "\xbcrich\":[],\"deep\":{\"s\":\"\"}}"},
+    };
+    for (const auto& k : known) {
+        json_recognizer r(k.s);
+        ASSERT_TRUE(r.feed(k.text)) << k.text;
+        EXPECT_EQ(r.closing(), k.rest) << k.text;
+    }
+    std::mt19937 rng(11);
+    const json_schema_ptr schemas[] = {person, call, odd, json_schema_any_object()};
+    int prefixes = 0;
+    for (int run = 0; run < 120; ++run) {
+        json_recognizer r(schemas[run % 4]);
+        std::string out;
+        for (int i = 0; i < 80 && !r.complete(); ++i) {
+            // Walk out from here along closing(), checking each step.
+            json_recognizer w = r;
+            std::string rest = w.closing();
+            std::string doc = out;
+            while (!rest.empty()) {
+                ASSERT_TRUE(w.feed(rest[0])) << out << " | " << rest;
+                doc += rest[0];
+                rest.erase(0, 1);
+                ASSERT_EQ(w.closing(), rest) << doc;
+            }
+            ASSERT_TRUE(w.complete()) << doc;
+            EXPECT_FALSE(json::parse(doc, nullptr, false).is_discarded()) << doc;
+            ++prefixes;
+            std::vector<char> ok;
+            for (int c = 1; c < 256; ++c) {
+                json_recognizer x = r;
+                if (x.feed(static_cast<char>(c))) ok.push_back(static_cast<char>(c));
+            }
+            ASSERT_FALSE(ok.empty()) << out;
+            const char c = ok[rng() % ok.size()];
+            ASSERT_TRUE(r.feed(c));
+            out += c;
+        }
+    }
+    EXPECT_GE(prefixes, 5000);
+}
+
+// With a token budget the mask keeps the document closable: random walks over stories260K's vocabulary
+// (no bias towards closing) given exactly N tokens, N at least the schema's shortest document, always end
+// in a complete document within N tokens.
+TEST(json_constraint, a_token_budget_always_ends_in_a_complete_document) {
+    auto f = gguf_open(std::filesystem::path(MM_SHARED_DIR) / "models" / "text" / "stories260K-f32.gguf");
+    ASSERT_TRUE(f);
+    auto tok = tokenizer::from_gguf(*f);
+    ASSERT_TRUE(tok);
+    std::vector<std::string> pieces;
+    for (int32_t i = 0; i < tok->n_vocab(); ++i) pieces.push_back(tok->piece(i));
+    const token_trie trie(pieces);
+    const auto person = schema(k_person);
+    const auto call = json_schema_tool_call({{"get_weather", person}, {"noop", json_schema_any_object()}});
+    std::mt19937 rng(5);
+    std::vector<bool> allowed(pieces.size());
+    for (int run = 0; run < 60; ++run) {
+        const json_schema_ptr s = run % 3 == 0 ? person : run % 3 == 1 ? call : json_schema_any_object();
+        json_recognizer r(s);
+        const size_t n = r.closing().size() + rng() % 60;
+        std::string out;
+        size_t used = 0;
+        for (; used < n && !r.complete(); ++used) {
+            const size_t left = n - used;
+            const size_t need = r.closing().size();
+            if (left <= need + r.closing_reach()) trie.mask(r, allowed, std::max(left, need) - 1);
+            else trie.mask(r, allowed);
+            std::vector<int32_t> ids;
+            for (size_t i = 0; i < allowed.size(); ++i)
+                if (allowed[i]) ids.push_back(static_cast<int32_t>(i));
+            ASSERT_FALSE(ids.empty()) << out;
+            const int32_t pick = ids[std::uniform_int_distribution<size_t>(0, ids.size() - 1)(rng)];
+            ASSERT_TRUE(r.feed(pieces[static_cast<size_t>(pick)]));
+            out += pieces[static_cast<size_t>(pick)];
+        }
+        ASSERT_TRUE(r.complete()) << n << " tokens: " << out;
+        EXPECT_FALSE(json::parse(out, nullptr, false).is_discarded()) << out;
+    }
 }
 
 // Random walks through the mask over stories260K's vocabulary: every finished output parses and fits.

@@ -212,6 +212,35 @@ TEST(llama_golden, quantized_logprobs_follow_llama_server_within_the_readme_boun
     }
 }
 
+// llama-server's f32 run, teacher-forced: every step's chosen-token and top-5 log-probabilities within abs
+// 1e-4 (README: the two references agree to 1.6e-5; 1e-4 allows another summation order, nothing more).
+TEST(llama_golden, f32_step_logprobs_and_top5_match_llama_server) {
+    const json server = test::text_golden("server_greedy_f32.json");
+    thread_pool pool(2);
+    for (const char* name : {"stories260K.bin", "stories260K-f32.gguf"}) {
+        auto l = load(name);
+        ASSERT_TRUE(l.model);
+        for (const json& c : server["cases"]) {
+            std::vector<int32_t> tokens = ids_of(c["prompt_ids"]);
+            const auto gen = ids_of(c["generated_ids"]);
+            const size_t n_prompt = tokens.size();
+            tokens.insert(tokens.end(), gen.begin(), gen.end() - 1);
+            const auto logits = teacher_forced(pool, *l.model, tokens, static_cast<int>(n_prompt));
+            ASSERT_EQ(c["steps"].size(), gen.size()) << c["id"];
+            float worst = 0;
+            for (size_t step = 0; step < gen.size(); ++step) {
+                const auto lp = log_softmax({logits.data() + (n_prompt - 1 + step) * 512, 512});
+                const json& s = c["steps"][step];
+                worst = std::max(worst, std::abs(lp[s["id"].get<int>()] - s["logprob"].get<float>()));
+                ASSERT_EQ(s["top5"].size(), 5u);
+                for (const json& t : s["top5"])
+                    worst = std::max(worst, std::abs(lp[t["id"].get<int>()] - t["logprob"].get<float>()));
+            }
+            EXPECT_LE(worst, 1e-4f) << name << " case " << c["id"];
+        }
+    }
+}
+
 // Full distributions at the first three positions (README: abs 0.15 for tokens above logprob -10 without
 // llama.cpp's activation rounding; f32 abs 1e-4).
 TEST(llama_golden, first_three_full_distributions) {

@@ -16,6 +16,8 @@ struct json_schema {
     json_schema_ptr items;                                            // array
     std::vector<std::string> literals;                                // serialized JSON values (enum, const, boolean, null)
     json_schema_ptr names;                                            // tool_call: the tool names as literals
+    std::string shortest;  // a shortest JSON text of this schema (closing() builds on it)
+    size_t widest = 0;     // the longest `shortest` in this subtree
 };
 
 namespace {
@@ -27,9 +29,71 @@ constexpr int k_max_ws_run = 2;  // whitespace bytes in a row: enough for "\n " 
 constexpr size_t k_max_number = 32;    // characters in one number
 constexpr size_t k_max_properties = 64;
 
-json_schema_ptr any_value() {
-    static const json_schema_ptr s = std::make_shared<json_schema>();
+// The shortest text and reach of a schema whose children are settled already.
+std::string required_rest(const json_schema& s, size_t from);
+std::string tool_rest(const json_schema& call, const std::string& typed);
+
+void settle(json_schema& s) {
+    switch (s.k) {
+        case kind::any: case kind::number: case kind::integer: s.shortest = "0"; break;
+        case kind::string: s.shortest = "\"\""; break;
+        case kind::boolean: s.shortest = "true"; break;  // parse_node makes these literals; kept for the switch
+        case kind::null: s.shortest = "null"; break;
+        case kind::array: s.shortest = "[]"; break;
+        case kind::literals:
+            if (s.literals.empty()) break;  // a tool call without tools: nothing completes it
+            s.shortest = s.literals.front();
+            for (const auto& l : s.literals)
+                if (l.size() < s.shortest.size()) s.shortest = l;
+            break;
+        case kind::object: {
+            const std::string rest = required_rest(s, 0);
+            s.shortest = "{" + (rest.front() == ',' ? rest.substr(1) : rest);
+            break;
+        }
+        case kind::tool_call: s.shortest = "{\"name\":" + tool_rest(s, ""); break;
+    }
+    s.widest = s.shortest.size();
+    for (const auto& [_, p] : s.properties) s.widest = std::max(s.widest, p->widest);
+    if (s.items) s.widest = std::max(s.widest, s.items->widest);
+}
+
+json_schema_ptr settled(std::shared_ptr<json_schema> s) {
+    settle(*s);
     return s;
+}
+
+json_schema_ptr any_value() {
+    static const json_schema_ptr s = settled(std::make_shared<json_schema>());
+    return s;
+}
+
+// The required properties from index `from` on, each after a comma, then the closing brace.
+std::string required_rest(const json_schema& s, size_t from) {
+    std::string out;
+    for (size_t i = from; i < s.properties.size(); ++i)
+        if (s.required[i]) out += ",\"" + s.properties[i].first + "\":" + s.properties[i].second->shortest;
+    return out + "}";
+}
+
+// The shortest rest of a tool call from its name value on: `<name>,"arguments":<value>}` over the tools
+// whose quoted name starts with `typed`, less `typed`.
+std::string tool_rest(const json_schema& call, const std::string& typed) {
+    std::string best;
+    bool found = false;
+    for (size_t i = 0; i < call.properties.size(); ++i) {
+        const std::string& name = call.names->literals[i];
+        if (name.size() < typed.size() || name.compare(0, typed.size(), typed) != 0) continue;
+        std::string c = name.substr(typed.size()) + ",\"arguments\":" + call.properties[i].second->shortest + "}";
+        if (!found || c.size() < best.size()) best = std::move(c), found = true;
+    }
+    return best;
+}
+
+const json_schema& tool_schema(const json_schema& call, const std::string& tool) {
+    for (const auto& [n, sch] : call.properties)
+        if (n == tool) return *sch;
+    return *any_value();
 }
 
 result<json_schema_ptr> parse_node(const json& j, const std::string& at, int depth) {
@@ -42,7 +106,7 @@ result<json_schema_ptr> parse_node(const json& j, const std::string& at, int dep
         const json values = j.contains("const") ? json::array({j["const"]}) : j["enum"];
         if (!values.is_array() || values.empty()) return status(errc::invalid_argument, at + ".enum: expected a non-empty array");
         for (const auto& v : values) s->literals.push_back(v.dump());
-        return json_schema_ptr(s);
+        return settled(s);
     }
     if (!j.contains("type")) {
         for (const char* k : {"anyOf", "oneOf", "allOf", "$ref"})
@@ -97,7 +161,7 @@ result<json_schema_ptr> parse_node(const json& j, const std::string& at, int dep
     } else {
         return status(errc::invalid_argument, at + ".type: unknown type '" + type + "'");
     }
-    return json_schema_ptr(s);
+    return settled(s);
 }
 
 }  // namespace
@@ -112,7 +176,7 @@ json_schema_ptr json_schema_any_object() {
     static const json_schema_ptr s = [] {
         auto o = std::make_shared<json_schema>();
         o->k = kind::object;
-        return o;
+        return settled(o);
     }();
     return s;
 }
@@ -123,9 +187,9 @@ json_schema_ptr json_schema_tool_call(std::vector<std::pair<std::string, json_sc
     auto names = std::make_shared<json_schema>();
     names->k = kind::literals;
     for (const auto& [n, _] : tools) names->literals.push_back(json(n).dump());
-    s->names = names;
+    s->names = settled(names);
     s->properties = std::move(tools);
-    return s;
+    return settled(s);
 }
 
 // ---- the recogniser ----
@@ -143,6 +207,8 @@ struct json_recognizer::frame {
     std::vector<std::string> options;  // empty: any string
     bool key = false;
     int esc = 0;  // 1 after a backslash, 2..5: hex digits of \u still to come (5 - esc + 1)
+    unsigned hex = 0;        // the \u digits read so far
+    bool want_low = false;   // a high surrogate was escaped: its low half must follow
     int utf8_need = 0;                     // continuation bytes still owed by a multi-byte character
     unsigned char utf8_lo = 0x80, utf8_hi = 0xBF;  // the range the next continuation byte must fall in
     bool integer = false;
@@ -156,6 +222,8 @@ using ftype = frame::type;
 bool is_ws(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+unsigned hex_value(char c) { return is_digit(c) ? unsigned(c - '0') : unsigned((c | 0x20) - 'a' + 10); }
+bool high_surrogate_byte(unsigned top) { return top >= 0xD8 && top <= 0xDB; }
 
 bool any_starts_with(const std::vector<std::string>& opts, const std::string& prefix) {
     for (const auto& o : opts)
@@ -197,7 +265,7 @@ enum num_state { n_sign = 0, n_zero, n_int, n_dot, n_frac, n_e, n_esign, n_exp }
 bool number_done(int st) { return st == n_zero || st == n_int || st == n_frac || st == n_exp; }
 bool number_step(frame& f, char c) {
     if (f.typed.size() >= k_max_number) return false;
-    int& st = f.state;
+    int st = f.state;  // committed only when c is taken
     switch (st) {
         case n_sign: if (c == '0') st = n_zero; else if (c >= '1' && c <= '9') st = n_int; else return false; break;
         case n_zero: if (c == '.' && !f.integer) st = n_dot; else if ((c == 'e' || c == 'E') && !f.integer) st = n_e; else return false; break;
@@ -210,6 +278,9 @@ bool number_step(frame& f, char c) {
             if (!is_digit(c) || is_digit(f.typed[f.typed.size() - 2])) return false;
             break;
     }
+    // Room for the digit an unfinished number still owes, so the length cap never strands it.
+    if (!number_done(st) && f.typed.size() + 2 > k_max_number) return false;
+    f.state = st;
     f.typed += c;
     return true;
 }
@@ -222,9 +293,68 @@ bool literal_closed(const frame& f) {
     return true;
 }
 
+// ---- closing: the shortest way out from a frame ----
+// Ties go to the first option in declared order, so a closing() stays the rest of its predecessor's.
+
+// The rest of key `k` being typed in object `o` (`pending`: the bytes its last character still owes), the
+// key's value and the object's end, for the key that ends soonest.
+std::string key_rest(const frame& k, const frame& o, const std::string& pending) {
+    if (open_object(o)) return pending + "\":0}";
+    const json_schema& s = *o.s;
+    std::string best;
+    bool found = false;
+    for (const auto& name : k.options) {
+        if (name.size() < k.typed.size() || name.compare(0, k.typed.size(), k.typed) != 0) continue;
+        std::string c = name.substr(k.typed.size()) + "\":";
+        if (s.k == kind::tool_call) {
+            c += name == "name" ? tool_rest(s, "") : tool_schema(s, o.tool).shortest + "}";
+        } else {
+            for (size_t i = o.next_prop; i < s.properties.size(); ++i)
+                if (s.properties[i].first == name) {
+                    c += s.properties[i].second->shortest + required_rest(s, i + 1);
+                    break;
+                }
+        }
+        if (!found || c.size() < best.size()) best = std::move(c), found = true;
+    }
+    return best;
+}
+
+// The rest of an object whose open child, if any, has been closed already.
+std::string object_rest(const frame& f) {
+    const json_schema& s = *f.s;
+    const bool call = s.k == kind::tool_call;
+    if (f.state == 0 || f.state == 4) {  // a key or the end comes next
+        if (f.state == 0 && may_close(f)) return "}";
+        if (open_object(f)) return "\"\":0}";
+        frame key;
+        key.t = ftype::string;
+        key.key = true;
+        key.options = key_options(f);
+        return "\"" + key_rest(key, f, "");
+    }
+    if (f.state == 1) {  // a key was read: its colon and value come next
+        if (call) return f.next_prop == 1 ? ":" + tool_rest(s, "") : ":" + tool_schema(s, f.tool).shortest + "}";
+        return ":" + (f.value_schema ? f.value_schema->shortest : std::string("0")) + required_rest(s, f.next_prop);
+    }
+    // A value is being read or was read.
+    if (call) return f.next_prop == 1 ? ",\"arguments\":" + tool_schema(s, f.tool).shortest + "}" : "}";
+    return required_rest(s, f.next_prop);
+}
+
+// The shortest option that extends `typed`, less `typed` ("" when typed is an option).
+std::string option_rest(const std::vector<std::string>& options, const std::string& typed) {
+    const std::string* best = nullptr;
+    for (const auto& o : options)
+        if (o.size() >= typed.size() && o.compare(0, typed.size(), typed) == 0 && (!best || o.size() < best->size()))
+            best = &o;
+    return best ? best->substr(typed.size()) : std::string();
+}
+
 }  // namespace
 
 json_recognizer::json_recognizer(json_schema_ptr root) : root_(std::move(root)) {
+    reach_ = 32 + 2 * root_->widest;
     auto f = std::make_shared<frame>();
     f->t = ftype::value;
     f->s = root_.get();
@@ -240,6 +370,60 @@ bool json_recognizer::complete() const {
         if (f.t == ftype::literal) return any_equals(f.options, f.typed);
     }
     return false;
+}
+
+std::string json_recognizer::closing() const {
+    if (complete()) return "";
+    std::string out;
+    for (size_t i = stack_.size(); i-- > 0;) {
+        const frame& f = *stack_[i];
+        const frame* parent = i > 0 ? stack_[i - 1].get() : nullptr;
+        // A tool's name picks its arguments' schema, so the name and the call's rest are chosen together.
+        const bool tool_name = parent && parent->t == ftype::object && parent->s->k == kind::tool_call &&
+                               parent->state == 2 && parent->next_prop == 1;
+        switch (f.t) {
+            case ftype::value:
+                if (tool_name) out += tool_rest(*parent->s, ""), --i;
+                else out += f.s->shortest;
+                break;
+            case ftype::literal:
+                if (tool_name) out += tool_rest(*parent->s, f.typed), --i;
+                else out += option_rest(f.options, f.typed);
+                break;
+            case ftype::number:
+                if (!number_done(f.state)) out += '0';
+                break;
+            case ftype::string: {
+                std::string pending;  // an escape or a UTF-8 character in progress
+                if (f.esc == 1) {
+                    pending = f.want_low ? "udc00" : "n";
+                } else if (f.esc >= 2) {
+                    const int k = f.esc - 2;  // digits read
+                    if (f.want_low) {
+                        pending = std::string("dc00").substr(static_cast<size_t>(k));
+                    } else {
+                        pending.assign(static_cast<size_t>(4 - k), '0');
+                        if (k >= 2 && high_surrogate_byte(f.hex >> (4 * (k - 2)))) pending += "\\udc00";
+                    }
+                } else if (f.want_low) {
+                    pending = "\\udc00";
+                } else if (f.utf8_need > 0) {
+                    pending += static_cast<char>(f.utf8_lo);
+                    pending.append(static_cast<size_t>(f.utf8_need - 1), static_cast<char>(0x80));
+                }
+                if (f.key) out += key_rest(f, *parent, pending), --i;  // a key picks its value's schema
+                else out += pending + '"';
+                break;
+            }
+            case ftype::object:
+                out += object_rest(f);
+                break;
+            case ftype::array:
+                out += ']';
+                break;
+        }
+    }
+    return out;
 }
 
 bool json_recognizer::feed(std::string_view s) {
@@ -389,14 +573,25 @@ bool json_recognizer::feed(char c) {
             frame& f = top();
             if (f.esc == 1) {
                 if (f.key || std::string_view("\"\\/bfnrtu").find(c) == std::string_view::npos) return false;
+                if (f.want_low && c != 'u') return false;
                 f.esc = c == 'u' ? 2 : 0;
+                f.hex = 0;
             } else if (f.esc >= 2) {
+                // \u escapes name no lone surrogate (readers refuse them): a high one (D800-DBFF) is followed
+                // by a low one (DC00-DFFF), checked digit by digit so no prefix is a dead end.
                 if (!is_hex(c)) return false;
+                f.hex = f.hex * 16 + hex_value(c);
+                if (f.esc == 2 && f.want_low && f.hex != 0xD) return false;
+                if (f.esc == 3 && (f.hex >= 0xDC && f.hex <= 0xDF) != f.want_low) return false;
+                if (f.esc == 5) f.want_low = !f.want_low && high_surrogate_byte(f.hex >> 8);
                 f.esc = f.esc == 5 ? 0 : f.esc + 1;
+            } else if (f.want_low && c != '\\') {
+                return false;
             } else if (f.utf8_need > 0) {
                 // Strings stay valid UTF-8: no stray, overlong or surrogate sequences.
                 const auto b = static_cast<unsigned char>(c);
                 if (b < f.utf8_lo || b > f.utf8_hi) return false;
+                if (!f.options.empty() && !any_starts_with(f.options, f.typed + c)) return false;
                 --f.utf8_need;
                 f.utf8_lo = 0x80;
                 f.utf8_hi = 0xBF;
@@ -507,17 +702,27 @@ token_trie::token_trie(const std::vector<std::string>& pieces) {
     }
 }
 
-void token_trie::mask(const json_recognizer& state, std::vector<bool>& allowed) const {
+size_t token_trie::mask(const json_recognizer& state, std::vector<bool>& allowed, size_t close_budget) const {
     std::fill(allowed.begin(), allowed.end(), false);
-    walk(0, state, allowed);
+    size_t refused = 0;
+    walk(0, state, allowed, close_budget, refused);
+    return refused;
 }
 
-void token_trie::walk(int32_t n, const json_recognizer& state, std::vector<bool>& allowed) const {
+void token_trie::walk(int32_t n, const json_recognizer& state, std::vector<bool>& allowed, size_t close_budget,
+                      size_t& refused) const {
     for (const auto& [c, child] : nodes_[static_cast<size_t>(n)].next) {
         json_recognizer next = state;
         if (!next.feed(static_cast<char>(c))) continue;
-        for (int32_t id : nodes_[static_cast<size_t>(child)].ids) allowed[static_cast<size_t>(id)] = true;
-        walk(child, next, allowed);
+        const auto& ids = nodes_[static_cast<size_t>(child)].ids;
+        if (!ids.empty()) {
+            if (close_budget == SIZE_MAX || next.closing().size() <= close_budget) {
+                for (int32_t id : ids) allowed[static_cast<size_t>(id)] = true;
+            } else {
+                refused += ids.size();
+            }
+        }
+        walk(child, next, allowed, close_budget, refused);
     }
 }
 

@@ -38,6 +38,7 @@ struct text_engine::sequence {
     stop_filter filter;
     std::optional<json_recognizer> shape;  // constrained output: where the document stands
     std::vector<bool> allowed;
+    bool closed_early = false;  // the token budget cut the document short (it still parses)
     int slot = -1;
     int pos = 0;                  // cache positions filled
     std::vector<int32_t> tokens;  // prompt + generated, for penalties
@@ -197,7 +198,14 @@ void text_engine::loop() {
             const std::vector<bool>* mask = nullptr;
             if (s->shape) {
                 s->allowed.resize(static_cast<size_t>(V));
-                trie_.mask(*s->shape, s->allowed);
+                // Near the end of the token budget only tokens that leave the document closable in the tokens
+                // still left (one byte each, at worst) are allowed, so even a length finish parses.
+                const size_t left = static_cast<size_t>(std::min(s->max_new - s->generated, p_.n_ctx - s->pos + 1));
+                const size_t need = s->shape->closing().size();
+                const bool tight = left <= need + s->shape->closing_reach();
+                if (tight && trie_.mask(*s->shape, s->allowed, std::max(left, need) - 1) > 0) s->closed_early = true;
+                if (!tight || std::find(s->allowed.begin(), s->allowed.end(), true) == s->allowed.end())
+                    trie_.mask(*s->shape, s->allowed);  // no budget, or a vocabulary without the closing bytes
                 mask = &s->allowed;
             }
             if (mask && std::find(mask->begin(), mask->end(), true) == mask->end()) {
@@ -225,7 +233,8 @@ void text_engine::loop() {
                 s->on_token(g);
             }
             std::optional<finish_reason> done;
-            if (eog || s->filter.stopped() || (s->shape && s->shape->complete())) done = finish_reason::stop;
+            if (s->shape && s->shape->complete()) done = s->closed_early ? finish_reason::length : finish_reason::stop;
+            else if (eog || s->filter.stopped()) done = finish_reason::stop;
             else if (s->generated >= s->max_new || s->pos >= p_.n_ctx) done = finish_reason::length;
             if (done) {
                 slot_used[static_cast<size_t>(s->slot)] = false;

@@ -10,6 +10,7 @@
 // Thread safety: a schema is immutable and shared; a recogniser belongs to one sequence.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -41,6 +42,13 @@ public:
     bool feed(char c);
     bool feed(std::string_view s);
     bool complete() const;  // a whole document has been read
+    // A shortest byte string that completes the document from here ("" once complete). Feeding its first
+    // byte leaves a recogniser whose closing() is the rest, so a generation can always finish within
+    // closing().size() single-byte tokens.
+    std::string closing() const;
+    // How far one token can lengthen closing() (its bytes, each possibly opening the largest value of the
+    // schema): the engine starts budgeting when the tokens left come within closing().size() + this.
+    size_t closing_reach() const { return reach_; }
 
     struct frame;  // the parse stack; public only for the implementation's helpers
 
@@ -48,6 +56,7 @@ private:
     json_schema_ptr root_;                       // keeps the schema alive
     std::vector<std::shared_ptr<frame>> stack_;  // copy-on-write frames: copying a recogniser is cheap
     bool done_ = false;
+    size_t reach_ = 0;
     int ws_run_ = 0;  // whitespace in a row, capped so a model cannot pad forever
 };
 
@@ -55,15 +64,17 @@ private:
 class token_trie {
 public:
     explicit token_trie(const std::vector<std::string>& pieces);  // pieces[id]; empty pieces are skipped
-    // allowed[id] = the token's bytes can follow the recogniser's state.
-    void mask(const json_recognizer& state, std::vector<bool>& allowed) const;
+    // allowed[id] = the token's bytes can follow the recogniser's state and leave a closing() of at most
+    // close_budget bytes. Returns how many tokens the budget alone refused.
+    size_t mask(const json_recognizer& state, std::vector<bool>& allowed, size_t close_budget = SIZE_MAX) const;
 
 private:
     struct node {
         std::map<unsigned char, int32_t> next;
         std::vector<int32_t> ids;  // tokens ending here
     };
-    void walk(int32_t n, const json_recognizer& state, std::vector<bool>& allowed) const;
+    void walk(int32_t n, const json_recognizer& state, std::vector<bool>& allowed, size_t close_budget,
+              size_t& refused) const;
     std::vector<node> nodes_;
 };
 
