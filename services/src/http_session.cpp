@@ -60,6 +60,7 @@ public:
         post([](http_session& s) { s.queue_chunk({}, true); });
         let_go();
     }
+    void stream_fail(status) override { stream_end(); }  // on the wire a failed stream ends like any other
     const cancel_token& cancel() const override { return cancel_; }
     void cancel_now() { cancel_.cancel(); }
 
@@ -91,7 +92,7 @@ private:
 };
 
 http_session::http_session(net::ip::tcp::socket socket, const session_shared& shared)
-    : exec_(socket.get_executor()), stream_(std::move(socket)), shared_(shared), heartbeat_(exec_), header_timer_(exec_) {}
+    : exec_(socket.get_executor()), stream_(std::move(socket)), shared_(shared), heartbeat_(exec_), read_timer_(exec_) {}
 
 http_session::~http_session() { shared_.registry.release(this); }
 
@@ -154,29 +155,39 @@ void http_session::on_idle_read(error_code ec, size_t n) {
 
 void http_session::read_header() {
     stream_.expires_never();
-    header_timed_out_ = false;
-    header_timer_.expires_after(shared_.params.header_timeout);
-    header_timer_.async_wait(beast::bind_front_handler(&http_session::on_header_timeout, shared_from_this()));
+    arm_read_timer(shared_.params.header_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
                             beast::bind_front_handler(&http_session::on_header, shared_from_this()));
 }
 
-void http_session::on_header_timeout(error_code ec) {
-    if (ec || phase_ != phase::reading || parser_->is_header_done()) return;
-    header_timed_out_ = true;
-    stream_.socket().cancel();  // on_header sees operation_aborted and answers
+// The generation tells a wait that fired just before a cancel (its handler already queued) from the one armed
+// now, so the header's timer can never cut off the body.
+void http_session::arm_read_timer(std::chrono::milliseconds limit) {
+    read_timed_out_ = false;
+    read_timer_.expires_after(limit);
+    read_timer_.async_wait([self = shared_from_this(), gen = ++read_gen_](error_code ec) {
+        if (gen == self->read_gen_) self->on_read_timeout(ec);
+    });
+}
+
+void http_session::on_read_timeout(error_code ec) {
+    if (ec || phase_ != phase::reading || parser_->is_done()) return;
+    read_timed_out_ = true;
+    stream_.socket().cancel();  // on_header or on_body sees operation_aborted and answers
+}
+
+// The 408 for a request cut off by its header or body timeout; a connection silent since it opened (or a
+// server stopping) is just closed.
+void http_session::answer_read_timeout(const char* what, std::chrono::milliseconds limit) {
+    if (stopping_ || (buffer_.size() == 0 && !parser_->got_some())) return close_now();
+    write(make_error_response(status(errc::request_timeout, std::string(what) + " not received within " +
+                                                                std::to_string(limit.count()) + " ms"),
+                              parser_->is_header_done() ? parser_->get().version() : 11, /*keep_alive=*/false));
 }
 
 void http_session::on_header(error_code ec, size_t) {
-    header_timer_.cancel();
-    if (ec && header_timed_out_) {
-        // Silent since it connected: nobody to answer. Part of a request: tell the client why it is cut off.
-        if (stopping_ || (buffer_.size() == 0 && !parser_->got_some())) return close_now();
-        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(shared_.params.header_timeout).count();
-        return write(make_error_response(
-            status(errc::request_timeout, "request header not received within " + std::to_string(ms) + " ms"), 11,
-            /*keep_alive=*/false));
-    }
+    read_timer_.cancel();
+    if (ec && read_timed_out_) return answer_read_timeout("request header", shared_.params.header_timeout);
     if (ec) {
         if (!answer_read_error(ec)) close_now();
         return;
@@ -190,11 +201,13 @@ void http_session::on_header(error_code ec, size_t) {
         if (!answer_read_error(http::error::body_limit)) close_now();
         return;
     }
-    stream_.expires_after(shared_.params.body_timeout);
+    arm_read_timer(shared_.params.body_timeout);
     http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&http_session::on_body, shared_from_this()));
 }
 
 void http_session::on_body(error_code ec, size_t) {
+    read_timer_.cancel();
+    if (ec && read_timed_out_) return answer_read_timeout("request body", shared_.params.body_timeout);
     if (ec) {
         if (!answer_read_error(ec)) close_now();
         return;
@@ -307,7 +320,7 @@ void http_session::on_linger_read(error_code ec, size_t) {
 
 void http_session::close_now() {
     phase_ = phase::closed;
-    header_timer_.cancel();
+    read_timer_.cancel();
     stream_.close();  // cancels what is pending; those handlers see phase::closed or an error and stop
 }
 

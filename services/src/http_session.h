@@ -63,7 +63,9 @@ private:
     void on_idle_read(error_code ec, size_t n);
     void read_header();
     void on_header(error_code ec, size_t n);
-    void on_header_timeout(error_code ec);
+    void arm_read_timer(std::chrono::milliseconds limit);
+    void on_read_timeout(error_code ec);
+    void answer_read_timeout(const char* what, std::chrono::milliseconds limit);
     void on_body(error_code ec, size_t n);
     // Answers a read that failed; false when there is nobody to answer (gone, timed out, stopped).
     bool answer_read_error(error_code ec);
@@ -120,10 +122,11 @@ private:
     bool last_queued_ = false;
     std::string chunk_wire_;                 // the chunk being written, with its size line
     boost::asio::steady_timer heartbeat_;    // SSE keep-alive comments while a stream is quiet
-    // The header timeout is our own timer, not the stream's: a client that started a request and is too slow
-    // gets a 408 before the close (the stream's timeout would close the socket first).
-    boost::asio::steady_timer header_timer_;
-    bool header_timed_out_ = false;
+    // The header and body timeouts are our own timer, not the stream's: a client that started a request and
+    // is too slow gets a 408 before the close (the stream's timeout would close the socket first).
+    boost::asio::steady_timer read_timer_;
+    bool read_timed_out_ = false;
+    uint64_t read_gen_ = 0;  // which arming of read_timer_ is current
     std::weak_ptr<ws_session> ws_;           // after an upgrade: the WebSocket that now owns the connection
 };
 

@@ -146,6 +146,7 @@ server_params params_from(const server_config& c) {
     p.port = c.port;
     p.body_limit = c.limits.body_bytes;
     p.header_timeout = std::chrono::milliseconds(c.limits.header_timeout_ms);
+    p.body_timeout = std::chrono::milliseconds(c.limits.body_timeout_ms);
     p.idle_timeout = std::chrono::milliseconds(c.limits.idle_timeout_ms);
     p.stop_timeout = std::chrono::milliseconds(c.limits.shutdown_timeout_ms);
     p.ws_message_limit = c.limits.ws_message_bytes;

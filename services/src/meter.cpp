@@ -107,6 +107,12 @@ public:
         commit_then({.http_status = static_cast<int>(head_status_), .content_type = head_type_, .body = streamed_},
                     [self = shared_from_this()](bool) { self->inner_->stream_end(); });
     }
+    void stream_fail(status why) override {
+        if (done_.exchange(true)) return;
+        const bool cancelled = inner_->cancel().stopped() || why.code() == errc::cancelled;
+        void_then(cancelled ? charge_outcome::cancelled : charge_outcome::failed,
+                  [self = shared_from_this(), why = std::move(why)] { self->inner_->stream_fail(why); });
+    }
     const cancel_token& cancel() const override { return inner_->cancel(); }
 
 private:

@@ -30,7 +30,7 @@ struct meter_params {
     ledger& book;
     const clock& time;
     std::string server_secret;   // for hashing the admin key
-    std::string admin_key_hash;  // key_hash(server_secret, admin key); empty: no admin key
+    std::string admin_key_hash{};  // key_hash(server_secret, admin key); empty: no admin key
     metrics* stats = nullptr;
     int n_workers = 4;           // threads for blocking ledger calls
 };

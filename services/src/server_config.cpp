@@ -77,6 +77,8 @@ const std::vector<field>& limit_fields() {
          }},
         {"header_timeout_ms", "time allowed for a request's headers (default 30000)",
          [](const json& v, server_config& c, auto&) { return read_int(v, "limits.header_timeout_ms", 1, 3'600'000, c.limits.header_timeout_ms); }},
+        {"body_timeout_ms", "time allowed for a request's body after its header, uploads included (default 60000)",
+         [](const json& v, server_config& c, auto&) { return read_int(v, "limits.body_timeout_ms", 1, 3'600'000, c.limits.body_timeout_ms); }},
         {"idle_timeout_ms", "how long a kept-alive connection may wait for its next request (default 30000)",
          [](const json& v, server_config& c, auto&) { return read_int(v, "limits.idle_timeout_ms", 1, 3'600'000, c.limits.idle_timeout_ms); }},
         {"shutdown_timeout_ms", "on SIGTERM/SIGINT, how long requests in flight get to finish before they are cancelled (default 5000)",
@@ -194,7 +196,7 @@ const std::vector<field>& top_fields() {
          [](const json& v, server_config& c, auto&) { return apply_prices(v, c); }},
         {"cache_price", "price of a request answered from the response cache (default 0)",
          [](const json& v, server_config& c, auto&) { return read_int(v, "cache_price", 0, k_max_i64, c.cache_price); }},
-        {"limits", "object: body_bytes, upload_bytes, ws_message_bytes, header_timeout_ms, idle_timeout_ms, shutdown_timeout_ms, max_connections, queue_depth, memory_bytes",
+        {"limits", "object: body_bytes, upload_bytes, ws_message_bytes, header_timeout_ms, body_timeout_ms, idle_timeout_ms, shutdown_timeout_ms, max_connections, queue_depth, memory_bytes",
          [](const json& v, server_config& c, const std::filesystem::path& base) { return apply_object(v, "limits", limit_fields(), c, base); }},
         {"alerts", "object: webhook_url (budget alerts at 50/80/100% are POSTed there)",
          [](const json& v, server_config& c, auto&) {

@@ -4,6 +4,7 @@
 
 #include <ctime>
 #include <mutex>
+#include <random>
 
 #include <nlohmann/json.hpp>
 
@@ -39,7 +40,7 @@ struct parsed {
 
 // Typed optional fields; absent or null leaves out untouched.
 template <class T>
-status read(const nlohmann::json& body, const char* key, T& out) {
+status read(const json& body, const char* key, T& out) {
     auto it = body.find(key);
     if (it == body.end() || it->is_null()) return ok_status();
     if constexpr (std::is_same_v<T, bool>) {
@@ -59,7 +60,7 @@ status read(const nlohmann::json& body, const char* key, T& out) {
     return ok_status();
 }
 
-result<std::vector<text::chat_message>> read_messages(const nlohmann::json& body) {
+result<std::vector<text::chat_message>> read_messages(const json& body) {
     auto it = body.find("messages");
     if (it == body.end() || !it->is_array() || it->empty()) return bad("messages", "expected a non-empty array of messages");
     std::vector<text::chat_message> out;
@@ -77,9 +78,9 @@ result<std::vector<text::chat_message>> read_messages(const nlohmann::json& body
                 if (!c.is_object() || !c.contains("function") || !c["function"].is_object())
                     return bad(at + ".tool_calls", "expected [{\"type\": \"function\", \"function\": {...}}]");
                 const auto& fn = c["function"];
-                const auto args = nlohmann::json::parse(fn.value("arguments", "{}"), nullptr, false);
-                msg.content += nlohmann::json{{"name", fn.value("name", "")},
-                                              {"arguments", args.is_discarded() ? nlohmann::json::object() : args}}.dump();
+                const auto args = json::parse(fn.value("arguments", "{}"), nullptr, false);
+                msg.content += json{{"name", fn.value("name", "")},
+                                              {"arguments", args.is_discarded() ? json::object() : args}}.dump();
             }
         }
         if (content == m.end() || content->is_null()) {
@@ -106,13 +107,13 @@ result<std::vector<text::chat_message>> read_messages(const nlohmann::json& body
 
 // tools and tool_choice (chat): the tools are described to the model in a system message; a required or
 // named choice constrains the answer to a call, {"name", "arguments"}, with that tool's parameters.
-status read_tools(const nlohmann::json& body, parsed& p, std::vector<text::chat_message>& messages) {
+status read_tools(const json& body, parsed& p, std::vector<text::chat_message>& messages) {
     auto tools = body.find("tools");
     if (tools == body.end() || tools->is_null()) return ok_status();
     if (!tools->is_array()) return bad("tools", "expected an array of {\"type\": \"function\", \"function\": {...}}");
     if (tools->empty()) return ok_status();
     std::vector<std::pair<std::string, text::json_schema_ptr>> schemas;
-    nlohmann::json described = nlohmann::json::array();
+    json described = json::array();
     for (size_t i = 0; i < tools->size(); ++i) {
         const auto& t = (*tools)[i];
         const std::string at = "tools[" + std::to_string(i) + "]";
@@ -131,7 +132,7 @@ status read_tools(const nlohmann::json& body, parsed& p, std::vector<text::chat_
         schemas.emplace_back(name, params);
         p.tool_names.push_back(name);
         described.push_back({{"name", name}, {"description", fn.value("description", "")},
-                             {"parameters", fn.contains("parameters") ? fn["parameters"] : nlohmann::json::object()}});
+                             {"parameters", fn.contains("parameters") ? fn["parameters"] : json::object()}});
     }
     p.tools = tool_mode::automatic;
     if (auto choice = body.find("tool_choice"); choice != body.end() && !choice->is_null()) {
@@ -163,8 +164,13 @@ status read_tools(const nlohmann::json& body, parsed& p, std::vector<text::chat_
     return ok_status();
 }
 
+uint64_t fresh_seed() {
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    return rng();
+}
+
 result<parsed> parse(api kind, const std::string& body_text, const text_models& stages, const model_registry& registry) {
-    const nlohmann::json body = nlohmann::json::parse(body_text, nullptr, false);
+    const json body = json::parse(body_text, nullptr, false);
     if (body.is_discarded() || !body.is_object())
         return status(errc::invalid_argument, "We could not parse the JSON body of your request: expected a JSON object.");
     parsed p;
@@ -196,9 +202,11 @@ result<parsed> parse(api kind, const std::string& body_text, const text_models& 
     MM_TRY(read(body, "presence_penalty", sp.presence_penalty));
     MM_TRY(read(body, "repetition_penalty", sp.repetition_penalty));
     MM_TRY(read(body, "ignore_eos", g.ignore_eos));
+    // Without a seed every request samples afresh (OpenAI's behaviour); with one, its output is repeatable.
     int64_t seed = 0;
     MM_TRY(read(body, "seed", seed));
-    sp.seed = static_cast<uint64_t>(seed);
+    const bool seeded = body.contains("seed") && !body["seed"].is_null();
+    sp.seed = seeded ? static_cast<uint64_t>(seed) : fresh_seed();
     if (auto lb = body.find("logit_bias"); lb != body.end() && !lb->is_null()) {
         if (!lb->is_object()) return bad("logit_bias", "expected an object of token id -> bias");
         for (auto it = lb->begin(); it != lb->end(); ++it) {
@@ -278,7 +286,7 @@ result<parsed> parse(api kind, const std::string& body_text, const text_models& 
         }
         auto pr = body.find("prompt");
         if (pr == body.end() || pr->is_null()) return bad("prompt", "required");
-        auto ints = [](const nlohmann::json& a) {
+        auto ints = [](const json& a) {
             for (const auto& v : a)
                 if (!v.is_number_integer()) return false;
             return true;
@@ -444,7 +452,7 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
             if (!st->stream) return st->out->reply(error_reply(why));
             // The head is out: the error travels as an event, and the meter voids (cancel or failure).
             st->out->stream_write(sse(json::parse(http_error_body(why))));
-            return st->out->stream_end();
+            return st->out->stream_fail(why);
         }
         const char* finish = text::finish_reason_name(r->reason);
         // A tool call: the whole answer is {"name": <one of the tools>, "arguments": {...}}.

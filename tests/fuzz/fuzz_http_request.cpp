@@ -34,6 +34,7 @@ struct counting_responder : responder {
     }
     void stream_write(std::string) override {}
     void stream_end() override {}
+    void stream_fail(mm::status) override {}
     const mm::cancel_token& cancel() const override { return token; }
 };
 

@@ -42,6 +42,7 @@ status write_random_llama(const std::filesystem::path& path, const random_llama_
     w.add_tensor("token_embd.weight", matrix(n_vocab, e));
     w.add_tensor("output_norm.weight", norm(e));
     w.add_tensor("output.weight", matrix(n_vocab, e));
+    if (s.rope_freqs) w.add_tensor("rope_freqs.weight", norm(e / s.n_head / 2));
     for (int l = 0; l < s.n_layer; ++l) {
         const std::string p = "blk." + std::to_string(l) + ".";
         w.add_tensor(p + "attn_norm.weight", norm(e));

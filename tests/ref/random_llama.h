@@ -21,6 +21,7 @@ struct random_llama_shape {
     int n_ctx = 2048;
     dtype weights = dtype::f32;  // matrices; norms stay f32
     uint32_t seed = 1;
+    bool rope_freqs = false;  // add Llama 3.1's per-frequency RoPE factors tensor (all 1)
 };
 
 // n_vocab comes from vocab_source's tokenizer.ggml.tokens. Weights ~ N(0, 1/sqrt(n_in)) so activations

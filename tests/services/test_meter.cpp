@@ -173,6 +173,21 @@ TEST(meter, failed_requests_are_voided_and_shown_at_zero) {
     EXPECT_EQ(usage["data"][0]["charged"], 0);
 }
 
+// A stream whose work fails after its head went out: the client gets its chunks and the error event, and
+// the request is voided as failed, like a failure answered whole.
+TEST(meter, a_stream_that_fails_after_its_head_is_voided) {
+    fixture f;
+    const std::string key = f.new_key({{"budget", 5000}});
+    auto a = f.call("POST", "/v1/test/run", key, R"({"action":"stream","chunks":2,"then_fail":true})");
+    EXPECT_EQ(a.status, 200u) << "the head was already out";
+    EXPECT_NE(a.raw.body().find("failed on command"), std::string::npos) << a.raw.body();
+    EXPECT_EQ(f.spent(key), 0);
+    EXPECT_EQ(f.call("GET", "/v1/me", key).body["key_budget"]["reserved"], 0);
+    auto usage = f.call("GET", "/v1/usage?group_by=outcome", key).body;
+    ASSERT_EQ(usage["data"].size(), 1u) << usage.dump();
+    EXPECT_EQ(usage["data"][0]["group"], "failed");
+}
+
 TEST(meter, a_repeated_deterministic_request_is_answered_from_the_cache_at_the_cache_price) {
     fixture f;
     const std::string key = f.new_key({{"budget", 1'000'000}});

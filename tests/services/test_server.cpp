@@ -269,6 +269,26 @@ TEST(server, slow_header_client_is_disconnected_while_others_are_served) {
     EXPECT_EQ(body["error"].value("code", ""), "request_timeout") << r.received;
 }
 
+// A client whose header is whole but whose body stalls gets a 408 at the body timeout, not a silent close.
+TEST(server, a_stalled_body_gets_408_at_the_body_timeout) {
+    auto srv = start_server({.body_timeout = 300ms});
+    test_client c(srv->port());
+    ASSERT_FALSE(c.write("POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"half\":"));
+    auto res = c.read();
+    ASSERT_TRUE(res) << "closed without an answer";
+    EXPECT_EQ(res->result_int(), 408u) << res->body();
+    expect_error_body(*res, "request_timeout", "stalled body");
+    EXPECT_NE(res->body().find("request body"), std::string::npos) << res->body();
+    EXPECT_TRUE(c.closed_by_server());
+    // A body that arrives in time, in two pieces, is answered (405: /health takes GET), not timed out.
+    test_client ok(srv->port());
+    ASSERT_FALSE(ok.write("POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n{}"));
+    ASSERT_FALSE(ok.write("  "));
+    auto served = ok.read();
+    ASSERT_TRUE(served);
+    EXPECT_NE(served->result_int(), 408u) << served->body();
+}
+
 TEST(server, idle_and_silent_connections_are_closed) {
     auto srv = start_server({.header_timeout = 300ms, .idle_timeout = 300ms});
     test_client silent(srv->port());  // connects and never sends

@@ -30,7 +30,7 @@ TEST(server_config, every_contract_key_is_read) {
                    {"id": "w", "kind": "whisper", "path": "/abs/w.bin"}],
         "prices": {"chat.completions": 2000, "pipelines.text_to_image": 50000, "images.generations": 0},
         "cache_price": 10,
-        "limits": {"body_bytes": 2048, "upload_bytes": 4096, "header_timeout_ms": 500, "idle_timeout_ms": 700,
+        "limits": {"body_bytes": 2048, "upload_bytes": 4096, "header_timeout_ms": 500, "body_timeout_ms": 650, "idle_timeout_ms": 700,
                    "ws_message_bytes": 65536, "shutdown_timeout_ms": 900, "max_connections": 8, "queue_depth": 3, "memory_bytes": 1073741824},
         "alerts": {"webhook_url": "http://127.0.0.1:9/hook"}
     })", "/etc/mm");
@@ -55,6 +55,8 @@ TEST(server_config, every_contract_key_is_read) {
     EXPECT_EQ(c->limits.queue_depth, 3);
     EXPECT_EQ(c->limits.ws_message_bytes, 65536u);
     EXPECT_EQ(c->limits.shutdown_timeout_ms, 900);
+    EXPECT_EQ(c->limits.header_timeout_ms, 500);
+    EXPECT_EQ(c->limits.body_timeout_ms, 650);
     EXPECT_EQ(c->limits.memory_bytes, int64_t{1} << 30);
     EXPECT_EQ(c->alerts.webhook_url, "http://127.0.0.1:9/hook");
 }

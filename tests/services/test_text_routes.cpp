@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -334,6 +335,16 @@ TEST(text_routes, request_options_shape_the_answer) {
         EXPECT_LE(obj.body["usage"]["completion_tokens"].get<int>(), max_tokens);
     }
 
+    // A schema's properties come in the order the request declares them (not sorted by name).
+    auto ordered = f.call("POST", "/v1/chat/completions",
+                          R"({"model":"stories","messages":[{"role":"user","content":"x"}],"max_tokens":60,"temperature":0,
+                              "response_format":{"type":"json_schema","json_schema":{"name":"o","schema":{"type":"object",
+                              "properties":{"zeta":{"enum":[1]},"alpha":{"enum":[2]}},"required":["zeta","alpha"]}}}})");
+    ASSERT_EQ(ordered.status, 200u) << ordered.body.dump();
+    const std::string text = ordered.body["choices"][0]["message"]["content"];
+    EXPECT_LT(text.find("zeta"), text.find("alpha")) << text;
+    EXPECT_EQ(json::parse(text), (json{{"zeta", 1}, {"alpha", 2}}));
+
     // Tool choice: a named function is the one called; "none" answers in text; "auto" lets the model choose,
     // and whichever it chose comes back in its own shape.
     const json tools = {
@@ -367,7 +378,19 @@ TEST(text_routes, request_options_shape_the_answer) {
         EXPECT_TRUE(choice["message"]["content"].is_string()) << choice.dump();
         EXPECT_NE(choice["finish_reason"], "tool_calls");
     }
-    EXPECT_EQ(f.spent(), 9 * k_price) << "nine requests, each billed once";
+    // Without a seed, sampling differs from request to request (three identical 24-token samples at
+    // temperature 1.5 would mean the seed is fixed); with one, it repeats.
+    const json hot = {{"model", "stories"}, {"prompt", "Once upon a time"}, {"max_tokens", 24}, {"temperature", 1.5}};
+    std::set<std::string> texts;
+    for (int i = 0; i < 3; ++i) texts.insert(f.call("POST", "/v1/completions", hot.dump()).body["choices"][0]["text"].get<std::string>());
+    EXPECT_GT(texts.size(), 1u) << "unseeded requests all sampled the same text";
+    json seeded = hot;
+    seeded["seed"] = 42;
+    const std::string once = f.call("POST", "/v1/completions", seeded.dump()).body["choices"][0]["text"];
+    seeded["max_tokens"] = 23;  // another request (not a cache hit), same seed: the same first 23 tokens
+    const std::string twice = f.call("POST", "/v1/completions", seeded.dump()).body["choices"][0]["text"];
+    EXPECT_EQ(once.substr(0, twice.size()), twice);
+    EXPECT_EQ(f.spent(), 15 * k_price) << "fifteen requests, each billed once";
 }
 
 TEST(text_routes, a_client_that_leaves_mid_stream_stops_generation_and_is_not_billed) {

@@ -1,7 +1,9 @@
 // text_stage: loading both formats behind the value-only interface, and the memory budget checked before
 // anything is allocated.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include "ref/random_llama.h"
 #include "text/text_stage.h"
 
 namespace mm::text {
@@ -35,6 +37,21 @@ TEST(text_stage, loads_gguf_and_llama2c_and_reports_its_memory) {
     auto mismatch = text_stage::load({.id = "c", .path = k_models / "stories260K.bin",
                                       .tokenizer = k_models / "vocab" / "ggml-vocab-llama-spm.gguf"}, pool);
     EXPECT_FALSE(mismatch);
+}
+
+// A file whose RoPE needs per-frequency factors (Llama 3.1+) is refused by name, not run without them.
+TEST(text_stage, a_model_with_rope_frequency_factors_is_refused_by_name) {
+    auto vocab = gguf_open(k_models / "stories260K-f32.gguf");
+    ASSERT_TRUE(vocab);
+    const auto path = std::filesystem::temp_directory_path() / ("mm_rope_freqs_" + std::to_string(::getpid()) + ".gguf");
+    ASSERT_TRUE(test::write_random_llama(path, {.n_embd = 64, .n_layer = 1, .n_head = 4, .n_head_kv = 2, .n_ff = 96,
+                                                .rope_freqs = true}, *vocab));
+    thread_pool pool(1);
+    auto m = text_stage::load({.id = "r", .path = path}, pool);
+    std::filesystem::remove(path);
+    ASSERT_FALSE(m);
+    EXPECT_EQ(m.error().code(), errc::unsupported);
+    EXPECT_NE(m.error().message().find("rope_freqs.weight"), std::string::npos) << m.error().message();
 }
 
 TEST(text_stage, a_model_over_the_memory_budget_is_refused_with_the_numbers) {

@@ -93,6 +93,10 @@ result<std::shared_ptr<const llama_model>> llama_load_gguf(const gguf_file& f) {
     } else if (type && *type != "none") {
         return status(errc::unsupported, "rope scaling '" + std::string(*type) + "' is not supported (none, linear)");
     }
+    // Llama 3.1+ files scale RoPE per frequency with this tensor; computing without it would be silently wrong.
+    if (f.find_tensor("rope_freqs.weight"))
+        return status(errc::unsupported, "per-frequency RoPE factors (tensor 'rope_freqs.weight', Llama 3.1 and later) "
+                                         "are not supported yet");
     const gguf_tensor_info* embd = f.find_tensor("token_embd.weight");
     if (!embd) return corrupt("tensor 'token_embd.weight' is missing");
     if (embd->shape.n != 2 || embd->shape[0] > (1 << 24)) return corrupt("token_embd.weight is not [n_vocab, n_embd]");

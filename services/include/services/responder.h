@@ -21,6 +21,9 @@ public:
     virtual void stream_begin(route_reply head) = 0;
     virtual void stream_write(std::string chunk) = 0;
     virtual void stream_end() = 0;  // the last byte: charges must be committed before this
+    // The last byte of a stream whose work failed after its head went out (the route has told the client,
+    // e.g. with an error event): nothing is billed.
+    virtual void stream_fail(status why) = 0;
     virtual const cancel_token& cancel() const = 0;
 };
 

@@ -38,6 +38,7 @@ struct limits_config {
     uint64_t upload_bytes = 25ull << 20;    // multipart uploads (audio)
     uint64_t ws_message_bytes = 1 << 20;    // one WebSocket message from a client
     int64_t header_timeout_ms = 30'000;     // the whole request header, from its first byte
+    int64_t body_timeout_ms = 60'000;       // the whole request body, after its header (uploads included)
     int64_t idle_timeout_ms = 30'000;       // a kept-alive connection between requests
     int64_t shutdown_timeout_ms = 5'000;    // a graceful stop: what requests in flight get to finish
     int64_t max_connections = 256;

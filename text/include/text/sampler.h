@@ -26,7 +26,7 @@ struct sampling_params {
     float presence_penalty = 0.0f;    // OpenAI: minus presence_penalty once a token has appeared
     int penalty_last_n = 64;          // how many recent tokens the repetition penalty looks at; -1: all
     uint64_t seed = 0;
-    std::unordered_map<int32_t, float> logit_bias;  // OpenAI logit_bias, added before everything else
+    std::unordered_map<int32_t, float> logit_bias{};  // OpenAI logit_bias, added before everything else
 };
 status validate(const sampling_params& p, int n_vocab);
 

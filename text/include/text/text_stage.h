@@ -23,7 +23,7 @@ namespace mm::text {
 struct text_stage_params {
     std::string id;                       // the model name clients send
     std::filesystem::path path;           // a llama GGUF, or a llama2.c checkpoint (.bin)
-    std::filesystem::path tokenizer;      // llama2.c only: its tokenizer .bin
+    std::filesystem::path tokenizer{};    // llama2.c only: its tokenizer .bin
     int n_parallel = 4;                   // sequences decoding together
     int n_ctx = 0;                        // positions per sequence; 0: the model's own, at most 4096
     int max_queue = 16;                   // waiting requests before queue_full
