@@ -44,7 +44,7 @@ status read_nonneg(const json& body, const char* field, int64_t& out) {
     if (!body.contains(field)) return ok_status();
     const json& v = body[field];
     if (!v.is_number_integer() || v.get<int64_t>() < 0 || (v.is_number_unsigned() && v.get<uint64_t>() > INT64_MAX))
-        return status(errc::invalid_argument, std::string(field) + ": expected a non-negative integer");
+        return status(errc::invalid_argument, std::string(field) + ": expected a non-negative integer", field);
     out = v.get<int64_t>();
     return ok_status();
 }
@@ -57,9 +57,10 @@ status read_budget(const json& body, std::optional<micros>& budget, period& p) {
         budget = b;
     }
     if (body.contains("period")) {
-        if (!body["period"].is_string()) return status(errc::invalid_argument, "period: expected \"month\", \"day\" or \"none\"");
+        const status wrong(errc::invalid_argument, "period: expected \"month\", \"day\" or \"none\"", "period");
+        if (!body["period"].is_string()) return wrong;
         auto parsed = period_parse(body["period"].get<std::string>());
-        if (!parsed) return status(errc::invalid_argument, "period: expected \"month\", \"day\" or \"none\"");
+        if (!parsed) return wrong;
         p = *parsed;
     }
     return ok_status();
@@ -69,7 +70,7 @@ status only_fields(const json& body, std::initializer_list<const char*> allowed)
     for (auto it = body.begin(); it != body.end(); ++it) {
         bool ok = false;
         for (const char* a : allowed) ok = ok || it.key() == a;
-        if (!ok) return status(errc::invalid_argument, it.key() + ": unknown field");
+        if (!ok) return status(errc::invalid_argument, it.key() + ": unknown field", it.key());
     }
     return ok_status();
 }
@@ -120,7 +121,7 @@ status query_seconds(const http_request& req, const char* name, int64_t& ms) {
     int64_t s = 0;
     auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), s);
     if (ec != std::errc() || end != v->data() + v->size() || s < 0 || s > INT64_MAX / 1000)
-        return status(errc::invalid_argument, std::string(name) + ": expected unix seconds");
+        return status(errc::invalid_argument, std::string(name) + ": expected unix seconds", name);
     ms = s * 1000;
     return ok_status();
 }
@@ -130,7 +131,7 @@ result<route_reply> create_key(meter& m, const http_request& req) {
     if (!body) return body.error();
     MM_TRY(only_fields(*body, {"user", "budget", "period", "rpm", "max_concurrent"}));
     if (!body->contains("user") || !(*body)["user"].is_string() || (*body)["user"].get<std::string>().empty())
-        return status(errc::invalid_argument, "user: required, a non-empty string");
+        return status(errc::invalid_argument, "user: required, a non-empty string", "user");
     key_create_params p{.user = (*body)["user"].get<std::string>(), .limits = {}};
     MM_TRY(read_budget(*body, p.limits.budget, p.limits.budget_period));
     MM_TRY(read_nonneg(*body, "rpm", p.limits.rpm));
@@ -157,6 +158,18 @@ result<route_reply> set_user(meter& m, const http_request& req) {
                                     {"period", period_name(p)}}.dump()};
 }
 
+result<route_reply> get_user(meter& m, const http_request& req) {
+    auto r = m.book().user_report_get(path_segment(req, 3));
+    if (!r) return r.error();
+    json j = budget_json(r->budget);
+    j["object"] = "user";
+    j["user"] = r->user.name;
+    json keys = json::array();
+    for (const auto& k : r->keys) keys.push_back(key_json(k));
+    j["keys"] = keys;
+    return route_reply{.body = j.dump()};
+}
+
 result<route_reply> usage(meter& m, const http_request& req, const caller& who) {
     usage_query q;
     MM_TRY(query_seconds(req, "start", q.start_ms));
@@ -165,7 +178,7 @@ result<route_reply> usage(meter& m, const http_request& req, const caller& who) 
     q.end_ms = end;
     if (auto g = query_param(req, "group_by")) {
         auto parsed = usage_group_parse(*g);
-        if (!parsed) return status(errc::invalid_argument, "group_by: expected key, endpoint, day or outcome");
+        if (!parsed) return status(errc::invalid_argument, "group_by: expected key, endpoint, day or outcome", "group_by");
         q.group_by = *parsed;
     }
     if (!who.admin) {
@@ -203,6 +216,8 @@ std::vector<route> account_routes(meter& m) {
          })},
         {http::verb::put, "/v1/admin/users/{user}", nullptr,
          on_workers(m, allowed::admin, [&m](const http_request& req, const caller&) { return set_user(m, req); })},
+        {http::verb::get, "/v1/admin/users/{user}", nullptr,
+         on_workers(m, allowed::admin, [&m](const http_request& req, const caller&) { return get_user(m, req); })},
         {http::verb::get, "/v1/me", nullptr,
          on_workers(m, allowed::user, [&m](const http_request&, const caller& who) -> result<route_reply> {
              auto me = m.book().me(who.key.id);

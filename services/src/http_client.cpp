@@ -30,11 +30,12 @@ result<http_url> http_url_parse(std::string_view url) {
 result<http_client_reply> http_call(const http_url& to, http::verb verb, std::string_view target, std::string body,
                                     const std::vector<std::pair<std::string, std::string>>& headers,
                                     std::chrono::milliseconds timeout) {
+    const std::string where = "http://" + to.host + ":" + to.port;
     try {
         net::io_context ioc;
-        beast::tcp_stream stream(ioc);
-        stream.expires_after(timeout);
-        stream.connect(net::ip::tcp::resolver(ioc).resolve(to.host, to.port));
+        beast::error_code ec;
+        const auto endpoints = net::ip::tcp::resolver(ioc).resolve(to.host, to.port, ec);
+        if (ec) return status(errc::io_error, where + ": " + ec.message());
         http::request<http::string_body> req{verb, beast::string_view(target.data(), target.size()), 11};
         req.set(http::field::host, to.host);
         req.set(http::field::user_agent, "mmserve");
@@ -42,15 +43,25 @@ result<http_client_reply> http_call(const http_url& to, http::verb verb, std::st
         for (const auto& [name, value] : headers) req.set(name, value);
         req.body() = std::move(body);
         req.prepare_payload();
-        http::write(stream, req);
+        // Asynchronous, because the stream's deadline covers only asynchronous operations: a peer that
+        // accepts and never answers costs `timeout`, not the caller forever.
+        beast::tcp_stream stream(ioc);
         beast::flat_buffer buf;
         http::response<http::string_body> res;
-        http::read(stream, buf, res);
-        beast::error_code ignored;
-        stream.socket().shutdown(net::ip::tcp::socket::shutdown_both, ignored);
+        stream.expires_after(timeout);
+        stream.async_connect(endpoints, [&](beast::error_code e, const auto&) {
+            if ((ec = e)) return;
+            http::async_write(stream, req, [&](beast::error_code e, size_t) {
+                if ((ec = e)) return;
+                http::async_read(stream, buf, res, [&](beast::error_code e, size_t) { ec = e; });
+            });
+        });
+        ioc.run();
+        if (ec) return status(errc::io_error, where + ": " + ec.message());
+        stream.socket().shutdown(net::ip::tcp::socket::shutdown_both, ec);
         return http_client_reply{res.result_int(), std::move(res.body())};
     } catch (const std::exception& e) {
-        return status(errc::io_error, "http://" + to.host + ":" + to.port + ": " + e.what());
+        return status(errc::io_error, where + ": " + e.what());
     }
 }
 

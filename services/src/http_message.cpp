@@ -18,7 +18,7 @@ http_response make_response(unsigned status, std::string_view content_type, std:
 }
 
 http_response make_error_response(const status& s, unsigned version, bool keep_alive) {
-    return make_error_response(s.message(), http_error_for(s.code()), version, keep_alive);
+    return make_response(http_error_for(s.code()).status, "application/json", http_error_body(s), version, keep_alive);
 }
 
 http_response make_error_response(std::string_view message, const http_error_kind& kind, unsigned version,

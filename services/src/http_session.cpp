@@ -55,12 +55,15 @@ public:
         if (chunk.empty() || answered_.load()) return;  // an empty chunk would end the stream on the wire
         post([chunk = std::move(chunk)](http_session& s) mutable { s.queue_chunk(std::move(chunk), false); });
     }
-    void stream_end() override {
+    void stream_end(std::string last_chunk) override {
         if (answered_.exchange(true)) return;
-        post([](http_session& s) { s.queue_chunk({}, true); });
+        post([last = std::move(last_chunk)](http_session& s) mutable {
+            if (!last.empty()) s.queue_chunk(std::move(last), false);
+            s.queue_chunk({}, true);
+        });
         let_go();
     }
-    void stream_fail(status) override { stream_end(); }  // on the wire a failed stream ends like any other
+    void stream_fail(status) override { stream_end({}); }  // on the wire a failed stream ends like any other
     const cancel_token& cancel() const override { return cancel_; }
     void cancel_now() { cancel_.cancel(); }
 
@@ -180,6 +183,7 @@ void http_session::on_read_timeout(error_code ec) {
 // server stopping) is just closed.
 void http_session::answer_read_timeout(const char* what, std::chrono::milliseconds limit) {
     if (stopping_ || (buffer_.size() == 0 && !parser_->got_some())) return close_now();
+    record_refused(408);
     write(make_error_response(status(errc::request_timeout, std::string(what) + " not received within " +
                                                                 std::to_string(limit.count()) + " ms"),
                               parser_->is_header_done() ? parser_->get().version() : 11, /*keep_alive=*/false));
@@ -223,6 +227,7 @@ void http_session::on_body(error_code ec, size_t) {
     last_queued_ = false;
     chunks_.clear();
     if (shared_.stats) shared_.stats->request_started();
+    in_flight_ = true;
     if (beast::websocket::is_upgrade(*req_))
         if (const route* r = shared_.routes.ws_route(*req_)) return upgrade(*r);
     auto out = std::make_shared<session_responder>(shared_from_this(), req_->version(), keep_alive_);
@@ -248,6 +253,7 @@ void http_session::upgrade(const route& r) {
         return write(make_error_response(handler.error(), req_->version(), keep_alive_));
     }
     phase_ = phase::websocket;
+    in_flight_ = false;  // the WebSocket session records it when it ends
     ws_ = ws;
     ws->start(std::move(stream_), req_, std::move(*handler));
     req_.reset();
@@ -259,16 +265,19 @@ bool http_session::answer_read_error(error_code ec) {
     if (ec == beast::error::timeout || ec.category() != http::make_error_code(http::error::body_limit).category() ||
         ec == http::error::end_of_stream || ec == http::error::partial_message)
         return false;
-    status s;
-    const auto& p = shared_.params;
-    if (ec == http::error::body_limit)
-        s = status(errc::resource_exhausted, "request body exceeds " + std::to_string(body_limit_) + " bytes");
-    else if (ec == http::error::header_limit)
-        s = status(errc::invalid_argument, "request header exceeds " + std::to_string(p.header_limit) + " bytes");
-    else
-        s = status(errc::invalid_argument, "malformed HTTP request: " + ec.message());
     // The parser cannot resynchronize after a bad message, so the connection closes after this reply.
     const unsigned version = parser_ && parser_->is_header_done() ? parser_->get().version() : 11;
+    if (ec == http::error::header_limit) {  // its own status (RFC 6585), which no errc maps to
+        record_refused(431);
+        write(make_error_response(
+            "request header exceeds " + std::to_string(shared_.params.header_limit) + " bytes",
+            {431, "invalid_request_error", "request_header_too_large"}, version, /*keep_alive=*/false));
+        return true;
+    }
+    const status s = ec == http::error::body_limit
+                         ? status(errc::resource_exhausted, "request body exceeds " + std::to_string(body_limit_) + " bytes")
+                         : status(errc::invalid_argument, "malformed HTTP request: " + ec.message());
+    record_refused(http_error_for(s.code()).status);
     write(make_error_response(s, version, /*keep_alive=*/false));
     return true;
 }
@@ -295,7 +304,16 @@ void http_session::after_response() {
     read_next();
 }
 
+void http_session::record_refused(unsigned status) {
+    if (!shared_.stats) return;
+    const bool has_head = parser_ && parser_->is_header_done();
+    shared_.stats->request_refused(has_head ? shared_.routes.route_label(parser_->get()) : "unparsed",
+                                   has_head ? std_view(parser_->get().method_string()) : "unknown", status);
+}
+
 void http_session::record(unsigned status) {
+    if (!in_flight_) return;
+    in_flight_ = false;
     if (!shared_.stats) return;
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     shared_.stats->request_finished(shared_.routes.route_label(*req_), std_view(req_->method_string()), status, secs);
@@ -319,6 +337,7 @@ void http_session::on_linger_read(error_code ec, size_t) {
 }
 
 void http_session::close_now() {
+    if (in_flight_ && req_) record(499);  // nginx's "client closed": the answer did not get out
     phase_ = phase::closed;
     read_timer_.cancel();
     stream_.close();  // cancels what is pending; those handlers see phase::closed or an error and stop
@@ -355,7 +374,6 @@ void http_session::on_watch(error_code ec, size_t n) {
 void http_session::client_gone() {
     log_debug("client_gone", {{"target", req_ ? std::string(req_->target()) : std::string()}});
     responder_cancel();
-    if (req_ && (phase_ == phase::handling || phase_ == phase::streaming)) record(499);  // nginx's "client closed"
     heartbeat_.cancel();
     close_now();
 }
@@ -379,7 +397,10 @@ void http_session::begin_stream(http_response head) {
     stream_head_->chunked(true);
     stream_head_->keep_alive(keep_alive_);
     stream_sr_.emplace(*stream_head_);
-    stream_.expires_never();  // a stream may run long; a client that stops reading is caught by the queue bound
+    // A stream may run long, so each write has its own deadline: a client that stops reading is caught by
+    // that, or by the queue bound when the route outpaces it. (The client watch's read is pending, so this
+    // times the write alone.)
+    stream_.expires_after(shared_.params.write_timeout);
     chunk_in_flight_ = true;
     http::async_write_header(stream_, *stream_sr_,
                              beast::bind_front_handler(&http_session::on_chunk_written, shared_from_this()));
@@ -420,6 +441,7 @@ void http_session::write_next_chunk() {
         chunks_.pop_front();
     }
     chunk_in_flight_ = true;
+    stream_.expires_after(shared_.params.write_timeout);
     net::async_write(stream_, net::buffer(chunk_wire_),
                      beast::bind_front_handler(&http_session::on_chunk_written, shared_from_this()));
 }

@@ -87,7 +87,8 @@ private:
     void on_chunk_written(error_code ec, size_t n);
     void arm_heartbeat();
     void after_response();  // the response is out: keep alive, or close
-    void record(unsigned status);
+    void record(unsigned status);           // once per request that reached a route; later calls do nothing
+    void record_refused(unsigned status);   // a request refused while it was read
     void finish_response();  // the last byte is written: stand the watch down, then after_response()
     void responder_cancel();
     void upgrade(const route& r);  // hand the connection to a ws_session, or answer the route's refusal
@@ -110,6 +111,7 @@ private:
     std::weak_ptr<session_responder> responder_;  // the responder owns the session while it lives, not back
     bool keep_alive_ = false;
     std::chrono::steady_clock::time_point started_;
+    bool in_flight_ = false;  // counted in the metrics' in-flight gauge, until record()
     bool watching_ = false;                  // a read is open on the socket while handling
     std::optional<http_response> held_;      // a whole answer waiting for the watch read to stand down
     bool finishing_ = false;                 // waiting for the watch read to stand down after the last byte

@@ -101,6 +101,14 @@ struct budget_view {
     std::optional<micros> remaining{};  // budget - spent - reserved, at least 0; none without a budget
 };
 
+// A user as the admin sees it: the user-level budget in its current period (spent counts even without a
+// budget) and the user's keys.
+struct user_report {
+    user_info user;
+    budget_view budget;
+    std::vector<key_info> keys;
+};
+
 struct me_info {
     key_info key;
     budget_view key_budget;
@@ -220,6 +228,7 @@ public:
 
     // Reports.
     virtual result<me_info> me(std::string_view key_id) const = 0;
+    virtual result<user_report> user_report_get(std::string_view user) const = 0;  // not_found if unknown
     virtual result<std::vector<usage_row>> usage(const usage_query& q) const = 0;
 };
 

@@ -99,13 +99,17 @@ public:
         else streamed_too_big_ |= keeps_answer();
         inner_->stream_write(std::move(chunk));
     }
-    void stream_end() override {
+    void stream_end(std::string last_chunk) override {
         if (done_.exchange(true)) return;
         if (inner_->cancel().stopped())
-            return void_then(charge_outcome::cancelled, [self = shared_from_this()] { self->inner_->stream_end(); });
+            return void_then(charge_outcome::cancelled, [self = shared_from_this()] { self->inner_->stream_end({}); });
+        if (keeps_answer() && streamed_.size() + last_chunk.size() <= k_max_stored_response) streamed_ += last_chunk;
+        else streamed_too_big_ |= keeps_answer();
         // The head is out, so a failed commit cannot change the status: the stream ends unbilled, logged.
         commit_then({.http_status = static_cast<int>(head_status_), .content_type = head_type_, .body = streamed_},
-                    [self = shared_from_this()](bool) { self->inner_->stream_end(); });
+                    [self = shared_from_this(), last = std::move(last_chunk)](bool) mutable {
+                        self->inner_->stream_end(std::move(last));
+                    });
     }
     void stream_fail(status why) override {
         if (done_.exchange(true)) return;

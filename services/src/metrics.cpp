@@ -28,6 +28,11 @@ std::string num(double v) {
 
 }  // namespace
 
+void metrics::request_refused(std::string_view route, std::string_view method, unsigned status) {
+    std::lock_guard lock(mu_);
+    ++requests_[{std::string(route), std::string(method), status}];
+}
+
 void metrics::request_finished(std::string_view route, std::string_view method, unsigned status, double seconds) {
     in_flight_.fetch_sub(1, std::memory_order_relaxed);
     std::lock_guard lock(mu_);

@@ -100,6 +100,7 @@ public:
     void cache_put(std::string_view cache_key, stored_response response) override;
 
     result<me_info> me(std::string_view key_id) const override;
+    result<user_report> user_report_get(std::string_view user) const override;
     result<std::vector<usage_row>> usage(const usage_query& q) const override;
 
 private:

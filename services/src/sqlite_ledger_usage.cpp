@@ -86,6 +86,27 @@ result<me_info> sqlite_ledger::me(std::string_view key_id) const {
     return out;
 }
 
+result<user_report> sqlite_ledger::user_report_get(std::string_view user) const {
+    user_report out;
+    bool needs_spent = false;
+    {
+        std::lock_guard lock(state_mu_);
+        auto it = users_.find(user);
+        if (it == users_.end()) return status(errc::not_found, "no user '" + std::string(user) + "'");
+        out.user = it->second;
+        out.budget = budget_view_of(alert::subject_kind::user, out.user.name, out.user.budget, out.user.budget_period,
+                                    params_.clk->now_ms(), &needs_spent);
+    }
+    out.keys = key_list(user);
+    if (needs_spent) {
+        auto s = spent_in(alert::subject_kind::user, out.user.name, out.budget.range);
+        if (!s) return s.error();
+        out.budget.spent = *s;
+    }
+    finish_view(out.budget);
+    return out;
+}
+
 result<charge_info> sqlite_ledger::charge_get(std::string_view request_id) const {
     std::lock_guard lock(read_mu_);
     MM_SQL_QUERY(q, rdb_,

@@ -21,7 +21,7 @@ namespace http = boost::beast::http;
 enum class api { chat, completions };
 
 status bad(const std::string& param, const std::string& message) {
-    return status(errc::invalid_argument, "'" + param + "': " + message);
+    return status(errc::invalid_argument, "'" + param + "': " + message, param);
 }
 
 // How a chat request uses its tools: none; auto (the model may answer with a call); forced (it must).
@@ -366,7 +366,8 @@ std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_hand
 std::string sse(const json& j) { return "data: " + dump(j) + "\n\n"; }
 
 std::vector<std::pair<std::string, std::string>> retry_headers(const status& s) {
-    if (s.code() == errc::queue_full) return {{"Retry-After", "1"}};
+    // A full queue drains, a loading model comes up: both are worth a retry soon.
+    if (s.code() == errc::queue_full || s.code() == errc::overloaded) return {{"Retry-After", "1"}};
     return {};
 }
 
@@ -374,7 +375,7 @@ std::vector<std::pair<std::string, std::string>> retry_headers(const status& s) 
 void run(api kind, const text_models& stages, const model_registry& registry, std::shared_ptr<const http_request> req,
          std::shared_ptr<responder> out) {
     auto p = parse(kind, req->body(), stages, registry);
-    if (!p) return out->reply(error_reply(p.error()));
+    if (!p) return out->reply(error_reply(p.error(), retry_headers(p.error())));
     p->gen.cancel = out->cancel();
 
     struct state {
@@ -485,8 +486,7 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
                 u["usage"] = usage_of(*r);
                 st->out->stream_write(sse(u));
             }
-            st->out->stream_write("data: [DONE]\n\n");
-            return st->out->stream_end();
+            return st->out->stream_end("data: [DONE]\n\n");  // after the commit
         }
         json choice;
         if (st->kind == api::chat && !call.is_null())
@@ -503,8 +503,11 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
         st->out->reply(route_reply{.body = dump(body)});
     };
 
-    if (status s = st->stage->submit(std::move(p->gen), std::move(on_token), std::move(on_done)); !s)
+    if (status s = st->stage->submit(std::move(p->gen), std::move(on_token), std::move(on_done)); !s) {
+        if (s.code() == errc::context_length_exceeded)  // the field OpenAI names for it
+            s = status(s.code(), s.message(), kind == api::chat ? "messages" : "prompt");
         return st->out->reply(error_reply(s, retry_headers(s)));
+    }
     if (st->stream) head();
 }
 

@@ -33,7 +33,7 @@ struct counting_responder : responder {
         status = head.status;
     }
     void stream_write(std::string) override {}
-    void stream_end() override {}
+    void stream_end(std::string) override {}
     void stream_fail(mm::status) override {}
     const mm::cancel_token& cancel() const override { return token; }
 };

@@ -7,6 +7,8 @@
 #include <thread>
 #include <vector>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <nlohmann/json.hpp>
 
 #include "alert_notifier.h"
@@ -116,6 +118,26 @@ TEST(http_url, parses_http_urls_and_refuses_the_rest) {
         EXPECT_EQ(u->port, r.port) << r.url;
         EXPECT_EQ(u->target, r.target) << r.url;
     }
+}
+
+}  // namespace
+}  // namespace mm::services
+
+namespace mm::services {
+namespace {
+
+// A peer that accepts and then never answers must cost the caller its timeout, not hang the alert
+// worker (and with it shutdown) forever.
+TEST(http_call, gives_up_on_a_peer_that_accepts_and_never_answers) {
+    boost::asio::io_context ioc;
+    boost::asio::ip::tcp::acceptor silent(ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
+    const auto port = std::to_string(silent.local_endpoint().port());
+    // The kernel completes the handshake from the backlog; nobody ever reads or writes.
+    auto r = http_call({.host = "127.0.0.1", .port = port, .target = "/hook"}, http::verb::post, "/hook", "{}", {},
+                       std::chrono::milliseconds(200));
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().code(), errc::io_error);
+    EXPECT_NE(r.error().message().find("127.0.0.1:" + port), std::string::npos) << r.error().message();
 }
 
 }  // namespace

@@ -137,8 +137,7 @@ TEST(async_routes, a_stream_arrives_in_chunks_in_order_and_the_connection_stays_
     std::thread([out] {
         out->stream_begin({.content_type = "text/event-stream", .headers = {{"Cache-Control", "no-cache"}}});
         for (int i = 0; i < 50; ++i) out->stream_write("data: " + std::to_string(i) + "\n\n");
-        out->stream_write("data: [DONE]\n\n");
-        out->stream_end();
+        out->stream_end("data: [DONE]\n\n");
     }).join();
     auto res = c.read();
     ASSERT_TRUE(res);
@@ -171,7 +170,7 @@ TEST(async_routes, a_quiet_stream_gets_keep_alive_comments) {
         seen += *bytes;
     }
     EXPECT_NE(seen.find(": keep-alive\n\n"), std::string::npos) << seen;
-    out->stream_end();
+    out->stream_end({});
 }
 
 TEST(async_routes, a_client_that_leaves_cancels_its_request) {
@@ -199,6 +198,21 @@ TEST(async_routes, a_client_that_leaves_cancels_its_request) {
         EXPECT_NE(f.stats.render().find("route=\"/test/park\",method=\"POST\",status=\"499\"} 1"), std::string::npos)
             << r.name;
     }
+}
+
+// A client that stops reading mid-stream, while the route has little left to say (so the queue bound never
+// trips), is dropped at the write timeout and its request cancelled, rather than holding its connection.
+TEST(async_routes, a_stream_to_a_client_that_stops_reading_is_dropped_at_the_write_timeout) {
+    fixture f({.write_timeout = std::chrono::milliseconds(200)});
+    test_client c(f.srv->port());
+    ASSERT_FALSE(c.write(k_park));
+    ASSERT_TRUE(f.park.wait_arrival());
+    auto out = f.park.take(0);
+    out->stream_begin({.content_type = "text/event-stream"});
+    // More than loopback's socket buffers hold, in a few chunks; the client reads none of it.
+    for (int i = 0; i < 16; ++i) out->stream_write("data: " + std::string(2 << 20, 'x') + "\n\n");
+    EXPECT_TRUE(wait_cancelled(out->cancel()));
+    out->stream_end({});
 }
 
 TEST(async_routes, a_request_that_outlives_the_stop_deadline_is_cancelled_and_still_answered) {

@@ -86,27 +86,26 @@ TEST(http_errors, method_not_allowed_is_405) {
 struct body_case {
     const char* name;
     mm::status s;
-    std::string param;
     json want;  // the whole body
 };
 
 TEST(http_errors, body_has_exactly_the_openai_fields) {
     const body_case cases[] = {
-        {"null_code_null_param", mm::status(errc::invalid_argument, "bad field"), "",
+        {"null_code_null_param", mm::status(errc::invalid_argument, "bad field"),
          {{"error",
            {{"message", "bad field"}, {"type", "invalid_request_error"}, {"param", nullptr}, {"code", nullptr}}}}},
-        {"code_and_param", mm::status(errc::rate_limited, "slow down"), "model",
+        {"code_and_param", mm::status(errc::rate_limited, "slow down", "model"),
          {{"error",
            {{"message", "slow down"}, {"type", "requests"}, {"param", "model"}, {"code", "rate_limit_exceeded"}}}}},
-        {"quotes_and_newlines", mm::status(errc::not_found, "no \"x\"\nhere"), "",
+        {"quotes_and_newlines", mm::status(errc::not_found, "no \"x\"\nhere"),
          {{"error", {{"message", "no \"x\"\nhere"}, {"type", "invalid_request_error"}, {"param", nullptr},
                      {"code", "not_found"}}}}},
-        {"invalid_utf8_replaced", mm::status(errc::not_found, "path /\xff"), "",
+        {"invalid_utf8_replaced", mm::status(errc::not_found, "path /\xff"),
          {{"error", {{"message", "path /\xef\xbf\xbd"}, {"type", "invalid_request_error"}, {"param", nullptr},
                      {"code", "not_found"}}}}},
     };
     for (const auto& c : cases) {
-        const std::string body = http_error_body(c.s, c.param);
+        const std::string body = http_error_body(c.s);
         json got;
         ASSERT_NO_THROW(got = json::parse(body)) << c.name << ": " << body;
         EXPECT_EQ(got, c.want) << c.name << ": " << body;

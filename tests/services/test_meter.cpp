@@ -160,6 +160,45 @@ TEST(meter, admin_api_rejects_bad_bodies_with_the_field_named) {
     }
 }
 
+// A user-level budget caps all of the user's keys together; the admin reads it back with the keys.
+TEST(meter, a_user_budget_caps_the_users_keys_together) {
+    fixture f;
+    const std::string a = f.new_key({{"user", "dana"}}), b = f.new_key({{"user", "dana"}});
+    auto put = f.call("PUT", "/v1/admin/users/dana", k_admin, json{{"budget", 2 * k_price}, {"period", "day"}}.dump());
+    ASSERT_EQ(put.status, 200u) << put.body.dump();
+    EXPECT_EQ(put.body["budget"], 2 * k_price);
+    EXPECT_EQ(f.call("POST", "/v1/test/run", a, R"({"action":"ok"})").status, 200u);
+    EXPECT_EQ(f.call("POST", "/v1/test/run", b, R"({"action":"ok"})").status, 200u);
+    auto over = f.call("POST", "/v1/test/run", a, R"({"action":"ok"})");
+    EXPECT_EQ(over.status, 429u);
+    EXPECT_EQ(over.body["error"]["code"], "insufficient_quota") << over.body.dump();
+
+    auto user = f.call("GET", "/v1/admin/users/dana", k_admin);
+    ASSERT_EQ(user.status, 200u) << user.body.dump();
+    EXPECT_EQ(user.body["object"], "user");
+    EXPECT_EQ(user.body["user"], "dana");
+    EXPECT_EQ(user.body["period"], "day");
+    EXPECT_EQ(user.body["spent"], 2 * k_price);
+    EXPECT_EQ(user.body["reserved"], 0);
+    EXPECT_EQ(user.body["remaining"], 0);
+    EXPECT_EQ(user.body["period_end"].get<int64_t>() - user.body["period_start"].get<int64_t>(), 86'400);
+    EXPECT_EQ(user.body["keys"].size(), 2u);
+    EXPECT_EQ(f.call("GET", "/v1/me", b).body["user_budget"]["spent"], 2 * k_price);
+
+    // Lifting the budget lets the keys run again; spent still shows.
+    ASSERT_EQ(f.call("PUT", "/v1/admin/users/dana", k_admin, R"({"budget": null})").status, 200u);
+    EXPECT_EQ(f.call("POST", "/v1/test/run", a, R"({"action":"ok"})").status, 200u);
+    user = f.call("GET", "/v1/admin/users/dana", k_admin);
+    EXPECT_TRUE(user.body["budget"].is_null()) << user.body.dump();
+    EXPECT_TRUE(user.body["remaining"].is_null());
+    EXPECT_EQ(user.body["spent"], 3 * k_price);
+
+    auto unknown = f.call("GET", "/v1/admin/users/nobody", k_admin);
+    EXPECT_EQ(unknown.status, 404u);
+    EXPECT_EQ(f.call("GET", "/v1/admin/users/dana", a).status, 403u);
+    EXPECT_EQ(f.call("PUT", "/v1/admin/users/dana", k_admin, R"({"budget": -5})").status, 400u);
+}
+
 TEST(meter, failed_requests_are_voided_and_shown_at_zero) {
     fixture f;
     const std::string key = f.new_key({{"budget", 5000}});
@@ -377,6 +416,25 @@ TEST(meter, a_completed_stream_is_billed_before_its_last_byte) {
     EXPECT_EQ(a.status, 200u);
     EXPECT_EQ(a.raw.body(), "data: 0\n\ndata: 1\n\ndata: 2\n\ndata: [DONE]\n\n");
     EXPECT_EQ(f.spent(key), k_price);  // the client has its last byte, so the charge is already durable
+}
+
+// Not just the chunked terminator: the stream's final event ([DONE]) goes out after the commit, so a client
+// that stops reading at [DONE] (as the SDKs do) has been billed.
+TEST(meter, a_streams_done_event_follows_its_commit) {
+    fixture f;
+    const std::string key = f.new_key();
+    test_client c(f.srv->port());
+    const std::string body = R"({"action":"stream","chunks":2})";
+    ASSERT_FALSE(c.write("POST /v1/test/run HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + key +
+                         "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+                         "\r\n\r\n" + body));
+    std::string seen;
+    while (seen.find("data: [DONE]") == std::string::npos) {
+        auto bytes = c.read_raw();
+        ASSERT_TRUE(bytes) << seen;
+        seen += *bytes;
+    }
+    EXPECT_EQ(f.spent(key), k_price) << seen;
 }
 
 }  // namespace

@@ -32,6 +32,13 @@ TEST(metrics, counts_requests_by_route_and_status_and_renders_prometheus_text) {
     for (int i = 0; i < 3; ++i) ASSERT_TRUE(c.request("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
     ASSERT_TRUE(c.request("GET /no/such/place?x=1 HTTP/1.1\r\nHost: x\r\n\r\n"));
     ASSERT_TRUE(c.request("POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"));
+    // Refused while being read: each closes its connection, and still counts.
+    for (const std::string refused : {std::string("POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n"),
+                                      "GET /health HTTP/1.1\r\nX-Pad: " + std::string(20'000, 'p') + "\r\n\r\n",
+                                      std::string("GARBAGE\r\n\r\n")}) {
+        test_client once(srv.port());
+        ASSERT_TRUE(once.request(refused));
+    }
     auto res = c.request("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     ASSERT_TRUE(res);
     EXPECT_EQ(res->result_int(), 200u);
@@ -42,6 +49,10 @@ TEST(metrics, counts_requests_by_route_and_status_and_renders_prometheus_text) {
         "mmserve_http_requests_total{route=\"/health\",method=\"GET\",status=\"200\"} 3\n",
         "mmserve_http_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"} 1\n",
         "mmserve_http_requests_total{route=\"/health\",method=\"POST\",status=\"405\"} 1\n",
+        // Beast refuses a declared length over the limit before the head is complete: no route to name.
+        "mmserve_http_requests_total{route=\"unparsed\",method=\"unknown\",status=\"413\"} 1\n",
+        "mmserve_http_requests_total{route=\"unparsed\",method=\"unknown\",status=\"431\"} 1\n",
+        "mmserve_http_requests_total{route=\"unparsed\",method=\"unknown\",status=\"400\"} 1\n",
         "mmserve_http_request_duration_seconds_bucket{route=\"/health\",le=\"+Inf\"} 4\n",
         "mmserve_http_request_duration_seconds_count{route=\"/health\"} 4\n",
         "# TYPE mmserve_http_request_duration_seconds histogram\n",

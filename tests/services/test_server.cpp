@@ -134,8 +134,8 @@ TEST(server, answers_each_request_with_status_body_and_connection_state) {
         {"bad_version", "GET /health HTTP/9.9\r\nHost: t\r\n\r\n", 400, nullptr, true, nullptr},
         {"header_without_colon", "GET /health HTTP/1.1\r\nno colon here\r\n\r\n", 400, nullptr, true, nullptr},
         {"bad_content_length", "POST /health HTTP/1.1\r\nContent-Length: ten\r\n\r\n", 400, nullptr, true, nullptr},
-        {"header_over_limit", "GET /health HTTP/1.1\r\nX-Pad: " + std::string(20'000, 'p') + "\r\n\r\n", 400, nullptr,
-         true, nullptr},
+        {"header_over_limit", "GET /health HTTP/1.1\r\nX-Pad: " + std::string(20'000, 'p') + "\r\n\r\n", 431,
+         "request_header_too_large", true, nullptr},
     };
     auto srv = start_server();
     for (const auto& c : cases) {

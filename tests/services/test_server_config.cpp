@@ -89,6 +89,7 @@ TEST(server_config, errors_name_the_key) {
         {"unknown limit", R"({"limits": {"body": 1}})", "limits.body: unknown key"},
         {"zero body limit", R"({"limits": {"body_bytes": 0}})", "limits.body_bytes: expected 1.."},
         {"bad webhook", R"({"alerts": {"webhook_url": "ftp://x"}})", "alerts.webhook_url: expected an http"},
+        {"https webhook", R"({"alerts": {"webhook_url": "https://x/hook"}})", "alerts.webhook_url: https is not supported yet"},
         {"unknown alerts key", R"({"alerts": {"url": "http://x"}})", "alerts.url: unknown key"},
     };
     for (const auto& r : rows) {

@@ -57,10 +57,9 @@ private:
             }
             if (body.value("then_hold", false) && !wait(&out.cancel())) {
                 ++cancelled_;
-                return out.stream_end();  // the meter sees the cancel and voids
+                return out.stream_end({});  // the meter sees the cancel and voids
             }
-            out.stream_write("data: [DONE]\n\n");
-            return out.stream_end();
+            return out.stream_end("data: [DONE]\n\n");
         }
         if (action == "work") {
             const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(body.value("ms", 10));

@@ -168,22 +168,24 @@ TEST(text_routes, a_streamed_chat_adds_up_to_the_whole_answer) {
 
 TEST(text_routes, bad_requests_get_openai_errors_and_cost_nothing) {
     fixture f;
-    struct row { const char* name; const char* path; std::string body; unsigned status; std::string code; std::string in_message; };
+    // param: the field OpenAI's error names ("" for null).
+    struct row { const char* name; const char* path; std::string body; unsigned status; std::string code; std::string in_message; std::string param; };
     const row rows[] = {
-        {"not json", "/v1/completions", "{nope", 400, "", "JSON"},
-        {"no model", "/v1/completions", R"({"prompt":"x"})", 400, "", "model"},
-        {"unknown model", "/v1/completions", R"({"model":"gpt-9","prompt":"x"})", 404, "model_not_found", "stories"},
-        {"no prompt", "/v1/completions", R"({"model":"stories"})", 400, "", "prompt"},
-        {"wrong type", "/v1/completions", R"({"model":"stories","prompt":"x","max_tokens":"lots"})", 400, "", "max_tokens"},
-        {"hot", "/v1/completions", R"({"model":"stories","prompt":"x","temperature":3})", 400, "", "temperature"},
-        {"n", "/v1/completions", R"({"model":"stories","prompt":"x","n":2})", 400, "", "n"},
-        {"too long", "/v1/completions", R"({"model":"stories","prompt":"x","max_tokens":500})", 400, "context_length_exceeded", "context"},
-        {"no messages", "/v1/chat/completions", R"({"model":"stories","messages":[]})", 400, "", "messages"},
-        {"bad role", "/v1/chat/completions", R"({"model":"stories","messages":[{"role":"king","content":"x"}]})", 400, "", "role"},
+        {"not json", "/v1/completions", "{nope", 400, "", "JSON", ""},
+        {"no model", "/v1/completions", R"({"prompt":"x"})", 400, "", "model", "model"},
+        {"unknown model", "/v1/completions", R"({"model":"gpt-9","prompt":"x"})", 404, "model_not_found", "stories", ""},
+        {"no prompt", "/v1/completions", R"({"model":"stories"})", 400, "", "prompt", "prompt"},
+        {"wrong type", "/v1/completions", R"({"model":"stories","prompt":"x","max_tokens":"lots"})", 400, "", "max_tokens", "max_tokens"},
+        {"hot", "/v1/completions", R"({"model":"stories","prompt":"x","temperature":3})", 400, "", "temperature", "temperature"},
+        {"n", "/v1/completions", R"({"model":"stories","prompt":"x","n":2})", 400, "", "n", "n"},
+        {"too long", "/v1/completions", R"({"model":"stories","prompt":"x","max_tokens":500})", 400, "context_length_exceeded", "context", "prompt"},
+        {"too long chat", "/v1/chat/completions", R"({"model":"stories","messages":[{"role":"user","content":"x"}],"max_tokens":500})", 400, "context_length_exceeded", "context", "messages"},
+        {"no messages", "/v1/chat/completions", R"({"model":"stories","messages":[]})", 400, "", "messages", "messages"},
+        {"bad role", "/v1/chat/completions", R"({"model":"stories","messages":[{"role":"king","content":"x"}]})", 400, "", "role", ""},
         {"image part", "/v1/chat/completions",
-         R"({"model":"stories","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]})", 400, "", "text"},
+         R"({"model":"stories","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]})", 400, "", "text", "messages[0].content[0].type"},
         {"top_logprobs without logprobs", "/v1/chat/completions",
-         R"({"model":"stories","messages":[{"role":"user","content":"x"}],"top_logprobs":2})", 400, "", "logprobs"},
+         R"({"model":"stories","messages":[{"role":"user","content":"x"}],"top_logprobs":2})", 400, "", "logprobs", "top_logprobs"},
     };
     for (const auto& r : rows) {
         auto a = f.call("POST", r.path, r.body);
@@ -194,6 +196,7 @@ TEST(text_routes, bad_requests_get_openai_errors_and_cost_nothing) {
         if (!r.code.empty()) {
             EXPECT_EQ(a.body["error"]["code"], r.code) << r.name;
         }
+        EXPECT_EQ(a.body["error"]["param"], r.param.empty() ? json(nullptr) : json(r.param)) << r.name;
     }
     EXPECT_EQ(f.spent(), 0);
     EXPECT_EQ(f.call("POST", "/v1/completions", R"({"model":"stories","prompt":"x"})", "sk-wrong").status, 401u);

@@ -19,17 +19,18 @@ double log_sum_exp(std::span<const float> x) {
 }  // namespace
 
 status validate(const sampling_params& p, int n_vocab) {
-    auto bad = [](const std::string& m) { return status(errc::invalid_argument, m); };
-    if (!(p.temperature >= 0.0f && p.temperature <= 2.0f)) return bad("temperature must be between 0 and 2");
-    if (p.top_k < 0) return bad("top_k must be >= 0");
-    if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) return bad("top_p must be in (0, 1]");
-    if (!(p.min_p >= 0.0f && p.min_p <= 1.0f)) return bad("min_p must be in [0, 1]");
-    if (!(p.repetition_penalty > 0.0f && p.repetition_penalty <= 10.0f)) return bad("repetition_penalty must be in (0, 10]");
-    if (!(p.frequency_penalty >= -2.0f && p.frequency_penalty <= 2.0f)) return bad("frequency_penalty must be between -2 and 2");
-    if (!(p.presence_penalty >= -2.0f && p.presence_penalty <= 2.0f)) return bad("presence_penalty must be between -2 and 2");
+    // param: the request field at fault, which the sampling parameters share with the API.
+    auto bad = [](const char* param, const std::string& m) { return status(errc::invalid_argument, m, param); };
+    if (!(p.temperature >= 0.0f && p.temperature <= 2.0f)) return bad("temperature", "temperature must be between 0 and 2");
+    if (p.top_k < 0) return bad("top_k", "top_k must be >= 0");
+    if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) return bad("top_p", "top_p must be in (0, 1]");
+    if (!(p.min_p >= 0.0f && p.min_p <= 1.0f)) return bad("min_p", "min_p must be in [0, 1]");
+    if (!(p.repetition_penalty > 0.0f && p.repetition_penalty <= 10.0f)) return bad("repetition_penalty", "repetition_penalty must be in (0, 10]");
+    if (!(p.frequency_penalty >= -2.0f && p.frequency_penalty <= 2.0f)) return bad("frequency_penalty", "frequency_penalty must be between -2 and 2");
+    if (!(p.presence_penalty >= -2.0f && p.presence_penalty <= 2.0f)) return bad("presence_penalty", "presence_penalty must be between -2 and 2");
     for (const auto& [id, bias] : p.logit_bias) {
-        if (id < 0 || id >= n_vocab) return bad("logit_bias names token " + std::to_string(id) + ", not in the vocabulary");
-        if (!(bias >= -100.0f && bias <= 100.0f)) return bad("logit_bias values must be between -100 and 100");
+        if (id < 0 || id >= n_vocab) return bad("logit_bias", "logit_bias names token " + std::to_string(id) + ", not in the vocabulary");
+        if (!(bias >= -100.0f && bias <= 100.0f)) return bad("logit_bias", "logit_bias values must be between -100 and 100");
     }
     return ok_status();
 }

@@ -41,14 +41,18 @@ class status {
 public:
     status() = default;
     explicit status(errc code, std::string message = {}) : code_(code), message_(std::move(message)) {}
+    // param names the request field at fault, for callers that answer a client (OpenAI's error "param").
+    status(errc code, std::string message, std::string param)
+        : code_(code), message_(std::move(message)), param_(std::move(param)) {}
 
     bool ok() const { return code_ == errc::ok; }
     explicit operator bool() const { return ok(); }
     errc code() const { return code_; }
     const std::string& message() const { return message_; }
+    const std::string& param() const { return param_; }  // empty when no one field is at fault
 
     // Prefixes what was being done: "loading x.gguf: tensor 3: offset out of range".
-    status context(const std::string& what) const& { return status(code_, what + ": " + message_); }
+    status context(const std::string& what) const& { return status(code_, what + ": " + message_, param_); }
     status context(const std::string& what) && {
         message_ = what + ": " + message_;
         return std::move(*this);
@@ -58,6 +62,7 @@ public:
 private:
     errc code_ = errc::ok;
     std::string message_;
+    std::string param_;
 };
 
 inline status ok_status() { return {}; }

@@ -25,8 +25,8 @@ http_error_kind http_error_method_not_allowed();
 // The JSON body. message and param may hold client bytes (a path, a field name): invalid UTF-8 is replaced,
 // never thrown on. An empty param is written as null.
 std::string http_error_body(std::string_view message, const http_error_kind& kind, std::string_view param = {});
-inline std::string http_error_body(const status& s, std::string_view param = {}) {
-    return http_error_body(s.message(), http_error_for(s.code()), param);
+inline std::string http_error_body(const status& s) {
+    return http_error_body(s.message(), http_error_for(s.code()), s.param());
 }
 
 }  // namespace mm::services

@@ -23,6 +23,8 @@ public:
 
     void request_started() { in_flight_.fetch_add(1, std::memory_order_relaxed); }
     void request_finished(std::string_view route, std::string_view method, unsigned status, double seconds);
+    // A request refused while it was still being read (400, 408, 413, 431): counted, never in flight, no latency.
+    void request_refused(std::string_view route, std::string_view method, unsigned status);
     void meter_event(std::string_view endpoint, std::string_view outcome);  // committed, voided, unbilled...
     // Queue depth of a stage, read when /metrics is rendered.
     void queue_depth_source(std::string stage, std::function<int64_t()> depth);

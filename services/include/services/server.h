@@ -26,7 +26,7 @@ struct server_params {
     std::chrono::milliseconds header_timeout{30'000};   // the whole header, from its first byte (slow clients)
     std::chrono::milliseconds body_timeout{60'000};     // the whole body, after the header
     std::chrono::milliseconds idle_timeout{30'000};     // a kept-alive connection waiting for its next request
-    std::chrono::milliseconds write_timeout{30'000};    // one response, to a client that does not read
+    std::chrono::milliseconds write_timeout{30'000};    // one response, or one chunk of a stream, to a client that does not read
     std::chrono::milliseconds linger_timeout{1'000};    // draining a closed connection so the client reads our reply
     std::chrono::milliseconds stop_timeout{5'000};      // stop(): how long requests in flight get before a cancel
     std::chrono::milliseconds stream_heartbeat{15'000}; // a quiet stream gets an SSE comment this often
