@@ -3,6 +3,8 @@
 #include <cstring>
 #include <fstream>
 
+#include "common/status.h"
+
 namespace mm {
 namespace {
 
@@ -15,7 +17,9 @@ uint32_t ggml_type_id(dtype t) {
         case dtype::q4_0: return 2;
         case dtype::q8_0: return 8;
         case dtype::bf16: return 30;
+        case dtype::q4_0r: break;  // an in-memory layout
     }
+    MM_ASSERT(t != dtype::q4_0r);
     return 0;
 }
 

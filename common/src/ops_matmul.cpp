@@ -65,6 +65,7 @@ void matmul_widened(thread_pool& pool, const tensor& x, const tensor& w, tensor&
 void matmul_kernels(thread_pool& pool, const tensor& x_in, const tensor& w, tensor& y, matmul_mode mode) {
     const int64_t m = x_in.rows(), k = x_in.cols(), n = w.rows();
     const kernel_table& kt = kernels_best();
+    MM_ASSERT(w.type() != dtype::q4_0r || kt.rows_q4_0r);  // only made where the kernel exists (repack.h)
     const bool quant = dtype_is_quantized(w.type());
     q8_act xq;
     if (quant) quantize_act_q8(x_in.data<float>(), m, k, xq);
@@ -93,6 +94,7 @@ void matmul_kernels(thread_pool& pool, const tensor& x_in, const tensor& w, tens
                     switch (w.type()) {
                         case dtype::q8_0: kt.rows_q8_0(tile, row_bytes, nt, xq.row(i), k, out); break;
                         case dtype::q4_0: kt.rows_q4_0(tile, row_bytes, nt, xq.row(i), k, out); break;
+                        case dtype::q4_0r: kt.rows_q4_0r(tile, row_bytes, nt, xq.row(i), k, out); break;
                         case dtype::f16: kt.rows_f16(tile, row_bytes, nt, x.data<float>() + i * k, k, out); break;
                         case dtype::bf16: kt.rows_bf16(tile, row_bytes, nt, x.data<float>() + i * k, k, out); break;
                         case dtype::f32: MM_ASSERT(false);

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "common/fp16.h"
 #include "common/kernels.h"
+#include "common/status.h"
 
 namespace mm {
 
@@ -50,6 +52,31 @@ void dequantize_row_q4_0(const block_q4_0* x, float* y, int64_t n) {
             y[j] = d * ((x[b].qs[j] & 0x0f) - 8);
             y[j + k_qk / 2] = d * ((x[b].qs[j] >> 4) - 8);
         }
+    }
+}
+
+void repack_row_q4_0r(const block_q4_0* x, block_q4_0r* y, int64_t n) {
+    MM_ASSERT(n % (k_qk * k_q4_0r_blocks) == 0);
+    for (int64_t g = 0; g < n / (k_qk * k_q4_0r_blocks); ++g, x += k_q4_0r_blocks, ++y) {
+        for (int b = 0; b < k_q4_0r_blocks; ++b) std::memcpy(y->qs[b], x[b].qs, sizeof x[b].qs);
+        for (int l = 0; l < k_q4_0r_blocks; ++l) y->d[l] = x[k_q4_0r_lane_block[l]].d;
+    }
+}
+
+void unpack_row_q4_0r(const block_q4_0r* x, block_q4_0* y, int64_t n) {
+    MM_ASSERT(n % (k_qk * k_q4_0r_blocks) == 0);
+    for (int64_t g = 0; g < n / (k_qk * k_q4_0r_blocks); ++g, ++x, y += k_q4_0r_blocks) {
+        for (int b = 0; b < k_q4_0r_blocks; ++b) std::memcpy(y[b].qs, x->qs[b], sizeof y[b].qs);
+        for (int l = 0; l < k_q4_0r_blocks; ++l) y[k_q4_0r_lane_block[l]].d = x->d[l];
+    }
+}
+
+void dequantize_row_q4_0r(const block_q4_0r* x, float* y, int64_t n) {
+    block_q4_0 plain[k_q4_0r_blocks];
+    constexpr int64_t group = k_qk * k_q4_0r_blocks;
+    for (int64_t i = 0; i < n; i += group, ++x) {
+        unpack_row_q4_0r(x, plain, group);
+        dequantize_row_q4_0(plain, y + i, group);
     }
 }
 

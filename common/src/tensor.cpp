@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include <sys/mman.h>
 
@@ -117,6 +118,7 @@ void row_to_f32(dtype t, const void* src, float* dst, int64_t n) {
         }
         case dtype::q8_0: dequantize_row_q8_0(static_cast<const block_q8_0*>(src), dst, n); return;
         case dtype::q4_0: dequantize_row_q4_0(static_cast<const block_q4_0*>(src), dst, n); return;
+        case dtype::q4_0r: dequantize_row_q4_0r(static_cast<const block_q4_0r*>(src), dst, n); return;
     }
 }
 
@@ -135,6 +137,12 @@ void row_from_f32(dtype t, const float* src, void* dst, int64_t n) {
         }
         case dtype::q8_0: quantize_row_q8_0(src, static_cast<block_q8_0*>(dst), n); return;
         case dtype::q4_0: quantize_row_q4_0(src, static_cast<block_q4_0*>(dst), n); return;
+        case dtype::q4_0r: {
+            std::vector<block_q4_0> plain(static_cast<size_t>(n / k_qk));
+            quantize_row_q4_0(src, plain.data(), n);
+            repack_row_q4_0r(plain.data(), static_cast<block_q4_0r*>(dst), n);
+            return;
+        }
     }
 }
 

@@ -3,12 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
 #include "common/fp16.h"
 #include "common/kernels.h"
 #include "common/quantize.h"
+#include "common/repack.h"
 #include "common/tensor.h"
 #include "ref/compare.h"
 #include "ref/ref_matmul.h"
@@ -132,6 +134,40 @@ TEST(quant, activation_blocks_carry_their_sum) {
     }
 }
 
+// q4_0r holds q4_0's bytes regrouped: unpacking gives them back exactly, and both dequantize alike.
+TEST(quant, q4_0r_regroups_q4_0_without_changing_a_value) {
+    const int64_t n = 3 * 512;
+    const auto x = test::random_gaussian(n, 31);
+    std::vector<block_q4_0> plain(n / 32), back(n / 32);
+    std::vector<block_q4_0r> packed(n / 512);
+    quantize_row_q4_0(x.data(), plain.data(), n);
+    repack_row_q4_0r(plain.data(), packed.data(), n);
+    unpack_row_q4_0r(packed.data(), back.data(), n);
+    EXPECT_EQ(std::memcmp(plain.data(), back.data(), plain.size() * sizeof(block_q4_0)), 0);
+    std::vector<float> a(n), b(n);
+    dequantize_row_q4_0(plain.data(), a.data(), n);
+    dequantize_row_q4_0r(packed.data(), b.data(), n);
+    EXPECT_EQ(a, b);
+    EXPECT_EQ(ref::dequantize(dtype::q4_0r, packed.data(), n), a) << "the reference reads the layout on its own";
+}
+
+TEST(quant, matrices_are_regrouped_only_where_the_kernel_reads_them_faster) {
+    const bool kernel = kernels_best().rows_q4_0r != nullptr;
+    auto q4 = [](int64_t rows, int64_t cols) {
+        return convert(tensor::from({rows, cols}, test::random_gaussian(rows * cols, 32)), dtype::q4_0);
+    };
+    const tensor w = q4(5, 1024);
+    auto r = repacked_for_matvec(w);
+    ASSERT_EQ(r.has_value(), kernel) << kernels_best().isa;
+    if (r) {
+        EXPECT_EQ(r->type(), dtype::q4_0r);
+        EXPECT_EQ(r->bytes(), w.bytes());
+        EXPECT_EQ(to_f32(*r).f32()[777], to_f32(w).f32()[777]);
+    }
+    EXPECT_FALSE(repacked_for_matvec(q4(5, 96))) << "rows that are not whole 512-element groups stay q4_0";
+    EXPECT_FALSE(repacked_for_matvec(convert(tensor::from({2, 512}, test::random_gaussian(1024, 33)), dtype::q8_0)));
+}
+
 // The dot kernels: every ISA against the double reference on dequantized weights and the true activations.
 struct dot_case { const char* name; dtype type; int64_t n_rows, k; };
 const dot_case k_dot_cases[] = {
@@ -142,11 +178,15 @@ const dot_case k_dot_cases[] = {
     {"f16 tiny", dtype::f16, 2, 1},               {"f16 odd", dtype::f16, 7, 37},
     {"f16 ffn_down", dtype::f16, 64, 172},        {"f16 prime", dtype::f16, 3, 263},
     {"bf16 odd", dtype::bf16, 7, 31},             {"bf16 llm", dtype::bf16, 3, 4096},
+    // q4_0r runs four rows at a time: row counts that leave 3, 1 and 2 over.
+    {"q4_0r one group", dtype::q4_0r, 3, 512},    {"q4_0r ffn_down", dtype::q4_0r, 9, 5632},
+    {"q4_0r llm", dtype::q4_0r, 6, 2048},
 };
 
 TEST(kernels, every_isa_matches_the_reference) {
     for (const auto* kt : tables()) {
         for (const auto& c : k_dot_cases) {
+            if (c.type == dtype::q4_0r && !kt->rows_q4_0r) continue;  // loaders keep q4_0 for this ISA
             const auto wf = test::random_gaussian(c.n_rows * c.k, 21, 0.5f);
             const auto x = test::random_gaussian(c.k, 22);
             tensor w = convert(tensor::from({c.n_rows, c.k}, wf), c.type);
@@ -159,6 +199,7 @@ TEST(kernels, every_isa_matches_the_reference) {
             switch (c.type) {
                 case dtype::q8_0: kt->rows_q8_0(wp, w.row_bytes(), c.n_rows, xq.row(0), c.k, y.data()); break;
                 case dtype::q4_0: kt->rows_q4_0(wp, w.row_bytes(), c.n_rows, xq.row(0), c.k, y.data()); break;
+                case dtype::q4_0r: kt->rows_q4_0r(wp, w.row_bytes(), c.n_rows, xq.row(0), c.k, y.data()); break;
                 case dtype::f16: kt->rows_f16(wp, w.row_bytes(), c.n_rows, x.data(), c.k, y.data()); break;
                 case dtype::bf16: kt->rows_bf16(wp, w.row_bytes(), c.n_rows, x.data(), c.k, y.data()); break;
                 case dtype::f32: break;

@@ -37,12 +37,21 @@ std::vector<float> dequantize(dtype t, const void* data, int64_t n) {
             const uint8_t* blk = p + b * 34;
             const double d = half_value(static_cast<uint16_t>(blk[0] | (blk[1] << 8)));
             for (int i = 0; i < 32; ++i) out[b * 32 + i] = static_cast<float>(d * static_cast<int8_t>(blk[2 + i]));
-        } else if (t == dtype::q4_0) {  // 2-byte f16 scale, 16 bytes: low nibbles are 0..15, high 16..31
-            const uint8_t* blk = p + b * 18;
-            const double d = half_value(static_cast<uint16_t>(blk[0] | (blk[1] << 8)));
+        } else if (t == dtype::q4_0 || t == dtype::q4_0r) {
+            // q4_0: a 2-byte f16 scale, then 16 bytes whose low nibbles are elements 0..15, high 16..31.
+            // q4_0r: groups of 16 blocks, 288 bytes: the 16 blocks' quant bytes, then their scales, block
+            // 4j + k's at slot 4k + j.
+            const uint8_t* qs = p + b * 18 + 2;
+            const uint8_t* sc = p + b * 18;
+            if (t == dtype::q4_0r) {
+                const int64_t g = b / 16, i = b % 16;
+                qs = p + g * 288 + i * 16;
+                sc = p + g * 288 + 256 + 2 * (4 * (i % 4) + i / 4);
+            }
+            const double d = half_value(static_cast<uint16_t>(sc[0] | (sc[1] << 8)));
             for (int i = 0; i < 16; ++i) {
-                out[b * 32 + i] = static_cast<float>(d * ((blk[2 + i] & 0xf) - 8));
-                out[b * 32 + 16 + i] = static_cast<float>(d * ((blk[2 + i] >> 4) - 8));
+                out[b * 32 + i] = static_cast<float>(d * ((qs[i] & 0xf) - 8));
+                out[b * 32 + 16 + i] = static_cast<float>(d * ((qs[i] >> 4) - 8));
             }
         }
     }

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "common/mapped_file.h"
+#include "common/repack.h"
 
 namespace mm::text {
 namespace {
@@ -65,6 +66,29 @@ size_t llama_model::weight_bytes() const {
         n += l.wq.bytes() + l.wk.bytes() + l.wv.bytes() + l.wo.bytes() + l.w_gate.bytes() + l.w_up.bytes() +
              l.w_down.bytes();
     return n;
+}
+
+std::shared_ptr<const llama_model> llama_for_matvec(std::shared_ptr<const llama_model> m,
+                                                   const std::function<void(size_t)>& on_bytes) {
+    auto out = std::make_shared<llama_model>();
+    out->hp = m->hp;
+    out->name = m->name;
+    auto same = [](const tensor& t) { return tensor::view(t.type(), t.shape(), t.raw()); };
+    auto fast = [&](const tensor& t) {
+        auto r = repacked_for_matvec(t);
+        if (!r) return same(t);
+        if (on_bytes) on_bytes(t.bytes());
+        return std::move(*r);
+    };
+    out->tok_embd = same(m->tok_embd);  // rows are gathered, never multiplied
+    out->output_norm = same(m->output_norm);
+    out->output = fast(m->output);
+    for (const auto& l : m->layers)
+        out->layers.push_back({.attn_norm = same(l.attn_norm), .wq = fast(l.wq), .wk = fast(l.wk), .wv = fast(l.wv),
+                               .wo = fast(l.wo), .ffn_norm = same(l.ffn_norm), .w_gate = fast(l.w_gate),
+                               .w_up = fast(l.w_up), .w_down = fast(l.w_down)});
+    out->keep_alive = std::shared_ptr<const void>(m, m.get());  // the views point into m's mapping
+    return out;
 }
 
 result<std::shared_ptr<const llama_model>> llama_load_gguf(const gguf_file& f) {

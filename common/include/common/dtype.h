@@ -8,7 +8,8 @@
 
 namespace mm {
 
-enum class dtype : uint8_t { f32, f16, bf16, q8_0, q4_0 };
+// q4_0r is q4_0 regrouped in memory for the AVX-512 matvec kernel (never in a file): see block_q4_0r.
+enum class dtype : uint8_t { f32, f16, bf16, q8_0, q4_0, q4_0r };
 
 constexpr int k_qk = 32;  // elements per q8_0 / q4_0 block
 
@@ -26,9 +27,20 @@ struct block_q4_0 {
 };
 static_assert(sizeof(block_q4_0) == 18);
 
+// q4_0r: sixteen q4_0 blocks regrouped so the kernel reads them with whole-register loads: the blocks' quant
+// bytes back to back, then their f16 scales in the order the kernel's sums come out (k_q4_0r_lane_block).
+// Same 18 bytes per block, so a row keeps its size; rows are a multiple of 16 blocks (512 elements).
+constexpr int k_q4_0r_blocks = 16;
+struct block_q4_0r {
+    uint8_t qs[k_q4_0r_blocks][k_qk / 2];
+    uint16_t d[k_q4_0r_blocks];  // d[l] is the scale of block k_q4_0r_lane_block[l]
+};
+static_assert(sizeof(block_q4_0r) == k_q4_0r_blocks * sizeof(block_q4_0));
+constexpr int k_q4_0r_lane_block[k_q4_0r_blocks] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
+
 std::string_view dtype_name(dtype t);
 std::optional<dtype> dtype_from_name(std::string_view name);
-int dtype_block_size(dtype t);          // elements per block: 1 for plain types
+int dtype_block_size(dtype t);          // elements per block: 1 for plain types (q4_0r: its q4_0 blocks)
 size_t dtype_block_bytes(dtype t);      // bytes per block
 bool dtype_is_quantized(dtype t);
 

@@ -1,10 +1,12 @@
 // llama_model: a llama-family decoder's shape and weights, loaded from GGUF (llama.cpp's tensor names) or
 // from a llama2.c checkpoint. Weights stay in the mapped file and are used in place (f32, f16, bf16, q8_0,
-// q4_0), so a model costs its file's pages, shared by every sequence.
+// q4_0), so a model costs its file's pages, shared by every sequence; llama_for_matvec trades the q4_0
+// matrices for regrouped copies where this CPU multiplies those faster.
 // Thread safety: immutable after loading; share it freely.
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -54,6 +56,12 @@ public:
 // Loads a GGUF with general.architecture "llama". Every tensor's presence, dtype and shape is checked
 // against the hyper-parameters; errc::corrupt_file / errc::unsupported name what is wrong.
 result<std::shared_ptr<const llama_model>> llama_load_gguf(const gguf_file& file);
+
+// The same model with its matrices in the layout this CPU multiplies fastest (common/repack.h): regrouped
+// copies where that pays, views of m's tensors elsewhere; the result keeps m alive. Reads each regrouped
+// matrix once, calling on_bytes after each with the bytes it covered.
+std::shared_ptr<const llama_model> llama_for_matvec(std::shared_ptr<const llama_model> m,
+                                                   const std::function<void(size_t)>& on_bytes = {});
 
 // Loads a llama2.c checkpoint: a 7 x int32 header (dim, hidden_dim, n_layers, n_heads, n_kv_heads,
 // vocab_size, seq_len; a negative vocab_size means an untied classifier follows), then f32 weights.

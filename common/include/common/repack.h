@@ -1,0 +1,14 @@
+// Weights regrouped at load time into the layout this CPU's matvec kernels read fastest. Today that is one
+// case: q4_0 rows of whole 512-element groups become q4_0r where the AVX-512 kernel for it exists.
+#pragma once
+
+#include <optional>
+
+#include "common/tensor.h"
+
+namespace mm {
+
+// A regrouped, owned copy of w when that is faster to multiply by; nullopt when w is best as it is.
+std::optional<tensor> repacked_for_matvec(const tensor& w);
+
+}  // namespace mm
