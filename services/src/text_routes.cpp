@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "chat_messages.h"
 #include "services/http_errors.h"
 #include "text/stop_filter.h"
 
@@ -58,51 +59,6 @@ status read(const json& body, const char* key, T& out) {
         return bad(key, "out of range");
     }
     return ok_status();
-}
-
-result<std::vector<text::chat_message>> read_messages(const json& body) {
-    auto it = body.find("messages");
-    if (it == body.end() || !it->is_array() || it->empty()) return bad("messages", "expected a non-empty array of messages");
-    std::vector<text::chat_message> out;
-    for (size_t i = 0; i < it->size(); ++i) {
-        const auto& m = (*it)[i];
-        const std::string at = "messages[" + std::to_string(i) + "]";
-        if (!m.is_object()) return bad(at, "expected an object");
-        auto role = m.find("role");
-        if (role == m.end() || !role->is_string()) return bad(at + ".role", "expected a string");
-        text::chat_message msg{role->get<std::string>(), ""};
-        auto content = m.find("content");
-        if (auto calls = m.find("tool_calls"); msg.role == "assistant" && calls != m.end() && calls->is_array()) {
-            // Earlier calls go back to the model the way it writes them: {"name", "arguments"}.
-            for (const auto& c : *calls) {
-                if (!c.is_object() || !c.contains("function") || !c["function"].is_object())
-                    return bad(at + ".tool_calls", "expected [{\"type\": \"function\", \"function\": {...}}]");
-                const auto& fn = c["function"];
-                const auto args = json::parse(fn.value("arguments", "{}"), nullptr, false);
-                msg.content += json{{"name", fn.value("name", "")},
-                                              {"arguments", args.is_discarded() ? json::object() : args}}.dump();
-            }
-        }
-        if (content == m.end() || content->is_null()) {
-            if (msg.role != "assistant") return bad(at + ".content", "required");
-        } else if (content->is_string()) {
-            msg.content = content->get<std::string>();
-        } else if (content->is_array()) {
-            for (size_t j = 0; j < content->size(); ++j) {
-                const auto& part = (*content)[j];
-                const std::string pat = at + ".content[" + std::to_string(j) + "]";
-                if (!part.is_object() || !part.contains("type") || !part["type"].is_string())
-                    return bad(pat, "expected a content part with a type");
-                if (part["type"] != "text") return bad(pat + ".type", "only text parts are supported by this model");
-                if (!part.contains("text") || !part["text"].is_string()) return bad(pat + ".text", "expected a string");
-                msg.content += part["text"].get<std::string>();
-            }
-        } else {
-            return bad(at + ".content", "expected a string or an array of content parts");
-        }
-        out.push_back(std::move(msg));
-    }
-    return out;
 }
 
 // tools and tool_choice (chat): the tools are described to the model in a system message; a required or
@@ -273,7 +229,7 @@ result<parsed> parse(api kind, const std::string& body_text, const text_models& 
         if (top < 0 || top > 20) return bad("top_logprobs", "must be between 0 and 20");
         if (top > 0 && !p.logprobs) return bad("top_logprobs", "requires logprobs: true");
         if (p.logprobs) g.top_logprobs = static_cast<int>(top);
-        MM_ASSIGN(auto messages, read_messages(body));
+        MM_ASSIGN(auto messages, chat_messages_read(body));
         MM_TRY(read_tools(body, p, messages));
         MM_ASSIGN(g.prompt, p.stage->chat_prompt(messages));
     } else {
@@ -387,6 +343,10 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
         bool stream = false, include_usage = false, logprobs = false;
         tool_mode tools = tool_mode::none;
         std::vector<std::string> tool_names;
+        // A streamed answer that may be a tool call: it is one when its first visible byte is '{'. Until
+        // that byte the tokens wait in `held`; a text answer then streams as it comes, a call goes out whole.
+        enum class shape { undecided, text, call } answer = shape::undecided;
+        std::vector<text::generated_token> held;
         logprob_log lp;
         std::mutex mu;           // orders the head before the engine's first write
         bool head_sent = false;  // guarded by mu
@@ -424,10 +384,7 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
     };
     text::on_token_fn on_token;
     if (st->stream) {
-        on_token = [st, chunk, head](const text::generated_token& t) {
-            head();
-            // With tools, the answer is only known to be text or a call at the end: it goes out whole then.
-            if (st->tools != tool_mode::none) return;
+        auto emit = [st, chunk](const text::generated_token& t) {
             if (t.text.empty() && !st->logprobs) return;
             json lp = nullptr;
             if (st->logprobs)
@@ -439,6 +396,22 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
                                                  {"finish_reason", nullptr}})));
             else
                 st->out->stream_write(sse(chunk({{"text", t.text}, {"index", 0}, {"logprobs", lp}, {"finish_reason", nullptr}})));
+        };
+        on_token = [st, head, emit](const text::generated_token& t) {
+            head();
+            if (st->tools == tool_mode::forced) st->answer = state::shape::call;
+            if (st->tools == tool_mode::none || st->answer == state::shape::text) return emit(t);
+            if (st->answer == state::shape::call) return;  // whole, at the end
+            st->held.push_back(t);
+            for (const auto& h : st->held)
+                for (char c : h.text) {
+                    if (c == ' ' || c == '\n' || c == '\t' || c == '\r') continue;
+                    st->answer = c == '{' ? state::shape::call : state::shape::text;
+                    if (st->answer == state::shape::text)
+                        for (const auto& e : st->held) emit(e);
+                    st->held.clear();
+                    return;
+                }
         };
     } else {
         on_token = [st](const text::generated_token& t) {
@@ -470,10 +443,14 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
             }
         }
         if (st->stream) {
-            if (st->tools != tool_mode::none) {
-                json delta = call.is_null() ? json{{"content", r->text}} : json{{"tool_calls", call}};
-                if (!call.is_null()) delta["tool_calls"][0]["index"] = 0;
+            if (!call.is_null()) {
+                json delta = {{"tool_calls", call}};
+                delta["tool_calls"][0]["index"] = 0;
                 st->out->stream_write(sse(chunk({{"index", 0}, {"delta", delta}, {"logprobs", nullptr}, {"finish_reason", nullptr}})));
+            } else if (st->tools != tool_mode::none && st->answer != state::shape::text && !r->text.empty()) {
+                // Held as a possible call (or only blank so far) and not one after all: the text, whole.
+                st->out->stream_write(sse(chunk({{"index", 0}, {"delta", {{"content", r->text}}}, {"logprobs", nullptr},
+                                                 {"finish_reason", nullptr}})));
             }
             if (st->kind == api::chat)
                 st->out->stream_write(sse(chunk({{"index", 0}, {"delta", json::object()}, {"logprobs", nullptr},

@@ -381,6 +381,37 @@ TEST(text_routes, request_options_shape_the_answer) {
         EXPECT_TRUE(choice["message"]["content"].is_string()) << choice.dump();
         EXPECT_NE(choice["finish_reason"], "tool_calls");
     }
+    // Streamed with tools on: a text answer streams as it is written (from its first visible byte), with its
+    // logprobs; a call arrives whole. Either way the stream adds up to the answer above.
+    json streamed = named;
+    streamed["stream"] = true;
+    streamed["logprobs"] = true;
+    auto sst = f.call("POST", "/v1/chat/completions", streamed.dump());
+    ASSERT_EQ(sst.status, 200u);
+    auto [evs, done] = events(sst.raw.body());
+    EXPECT_TRUE(done);
+    std::string content;
+    int content_chunks = 0, with_logprobs = 0;
+    json calls = nullptr;
+    for (const auto& e : evs) {
+        if (e["choices"].empty()) continue;
+        const json& d = e["choices"][0]["delta"];
+        if (d.contains("tool_calls")) calls = d["tool_calls"];
+        if (d.contains("content") && d["content"].is_string() && !d["content"].get<std::string>().empty()) {
+            content += d["content"].get<std::string>();
+            ++content_chunks;
+            with_logprobs += e["choices"][0]["logprobs"].is_object();
+        }
+    }
+    if (choice["message"].contains("tool_calls")) {
+        ASSERT_FALSE(calls.is_null()) << sst.raw.body();
+        EXPECT_EQ(calls[0]["function"], choice["message"]["tool_calls"][0]["function"]);
+    } else {
+        EXPECT_TRUE(calls.is_null()) << sst.raw.body();
+        EXPECT_EQ(content, choice["message"]["content"].get<std::string>());
+        EXPECT_GT(content_chunks, 1) << "a text answer came in one piece: " << sst.raw.body();
+        EXPECT_EQ(with_logprobs, content_chunks);
+    }
     // Without a seed, sampling differs from request to request (three identical 24-token samples at
     // temperature 1.5 would mean the seed is fixed); with one, it repeats.
     const json hot = {{"model", "stories"}, {"prompt", "Once upon a time"}, {"max_tokens", 24}, {"temperature", 1.5}};
@@ -393,7 +424,7 @@ TEST(text_routes, request_options_shape_the_answer) {
     seeded["max_tokens"] = 23;  // another request (not a cache hit), same seed: the same first 23 tokens
     const std::string twice = f.call("POST", "/v1/completions", seeded.dump()).body["choices"][0]["text"];
     EXPECT_EQ(once.substr(0, twice.size()), twice);
-    EXPECT_EQ(f.spent(), 15 * k_price) << "fifteen requests, each billed once";
+    EXPECT_EQ(f.spent(), 16 * k_price) << "sixteen requests, each billed once";
 }
 
 TEST(text_routes, a_client_that_leaves_mid_stream_stops_generation_and_is_not_billed) {
