@@ -177,28 +177,37 @@ inline __m512 sixteen_q4_0r(const block_q4_0r& w, const int8_t* xq, const q4_0r_
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_mul_ps(dw, a.xd), acc);
 }
 
-template <int R>
-void rows_q4_0r_n(const std::byte* w, size_t row_bytes, q8_act_row x, int64_t n, float* y) {
-    const int64_t ng = n / (k_qk * k_q4_0r_blocks);
+// A horizontal sum with extracts, not casts: gcc 12's cast intrinsics (inside _mm512_reduce_add_ps too) trip
+// its own -Wuninitialized when inlined here.
+inline float hsum(__m512 v) {
+    const __m256 s8 = _mm256_add_ps(_mm512_extractf32x8_ps(v, 0), _mm512_extractf32x8_ps(v, 1));
+    __m128 s4 = _mm_add_ps(_mm256_extractf128_ps(s8, 0), _mm256_extractf128_ps(s8, 1));
+    s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    return _mm_cvtss_f32(_mm_add_ss(s4, _mm_movehdup_ps(s4)));
+}
+
+// One four-row band: its bytes are read front to back, each stretch's four rows side by side.
+void band_q4_0r(const block_q4_0r* band, q8_act_row x, int64_t ng, float* y) {
     const __m512i blk = lane_blocks();
-    __m512 acc[R] = {}, corr[R] = {};
+    __m512 acc[k_q4_0r_rows] = {}, corr[k_q4_0r_rows] = {};
     for (int64_t g = 0; g < ng; ++g) {
         const int64_t b0 = g * k_q4_0r_blocks;
         const q4_0r_acts a{_mm512_permutexvar_ps(blk, _mm512_loadu_ps(x.d + b0)),
                            _mm512_permutexvar_ps(blk, _mm512_loadu_ps(x.dsum + b0))};
         const int8_t* xq = x.qs + b0 * k_qk;
 #pragma GCC unroll 4
-        for (int r = 0; r < R; ++r)
-            acc[r] = sixteen_q4_0r(reinterpret_cast<const block_q4_0r*>(w + r * row_bytes)[g], xq, a, acc[r], corr[r]);
+        for (int r = 0; r < k_q4_0r_rows; ++r) acc[r] = sixteen_q4_0r(band[g * k_q4_0r_rows + r], xq, a, acc[r], corr[r]);
     }
 #pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) y[r] = _mm512_reduce_add_ps(_mm512_fnmadd_ps(_mm512_set1_ps(8.0f), corr[r], acc[r]));
+    for (int r = 0; r < k_q4_0r_rows; ++r)
+        y[r] = hsum(_mm512_fnmadd_ps(_mm512_set1_ps(8.0f), corr[r], acc[r]));
 }
 
+// w is the first of n_rows rows (a multiple of 4, at a band's start); row_bytes is a row's share of a band.
 void rows_q4_0r(const std::byte* w, size_t row_bytes, int64_t n_rows, q8_act_row x, int64_t n, float* y) {
-    int64_t r = 0;
-    for (; r + 4 <= n_rows; r += 4) rows_q4_0r_n<4>(w + r * row_bytes, row_bytes, x, n, y + r);
-    for (; r < n_rows; ++r) rows_q4_0r_n<1>(w + r * row_bytes, row_bytes, x, n, y + r);
+    const int64_t ng = n / (k_qk * k_q4_0r_blocks);
+    for (int64_t r = 0; r + k_q4_0r_rows <= n_rows; r += k_q4_0r_rows)
+        band_q4_0r(reinterpret_cast<const block_q4_0r*>(w + r * row_bytes), x, ng, y + r);
 }
 
 inline __m512 load_f16(const uint16_t* p, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }

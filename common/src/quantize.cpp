@@ -55,29 +55,41 @@ void dequantize_row_q4_0(const block_q4_0* x, float* y, int64_t n) {
     }
 }
 
-void repack_row_q4_0r(const block_q4_0* x, block_q4_0r* y, int64_t n) {
-    MM_ASSERT(n % (k_qk * k_q4_0r_blocks) == 0);
-    for (int64_t g = 0; g < n / (k_qk * k_q4_0r_blocks); ++g, x += k_q4_0r_blocks, ++y) {
-        for (int b = 0; b < k_q4_0r_blocks; ++b) std::memcpy(y->qs[b], x[b].qs, sizeof x[b].qs);
-        for (int l = 0; l < k_q4_0r_blocks; ++l) y->d[l] = x[k_q4_0r_lane_block[l]].d;
-    }
+namespace {
+
+// Where row r's stretch g (sixteen blocks) sits in a q4_0r matrix of ng stretches per row.
+int64_t q4_0r_index(int64_t ng, int64_t r, int64_t g) {
+    return (r / k_q4_0r_rows) * k_q4_0r_rows * ng + g * k_q4_0r_rows + r % k_q4_0r_rows;
 }
 
-void unpack_row_q4_0r(const block_q4_0r* x, block_q4_0* y, int64_t n) {
-    MM_ASSERT(n % (k_qk * k_q4_0r_blocks) == 0);
-    for (int64_t g = 0; g < n / (k_qk * k_q4_0r_blocks); ++g, ++x, y += k_q4_0r_blocks) {
-        for (int b = 0; b < k_q4_0r_blocks; ++b) std::memcpy(y[b].qs, x->qs[b], sizeof y[b].qs);
-        for (int l = 0; l < k_q4_0r_blocks; ++l) y[k_q4_0r_lane_block[l]].d = x->d[l];
-    }
+void check_q4_0r_shape(int64_t rows, int64_t cols) {
+    MM_ASSERT(rows % k_q4_0r_rows == 0 && cols % (k_qk * k_q4_0r_blocks) == 0);
 }
 
-void dequantize_row_q4_0r(const block_q4_0r* x, float* y, int64_t n) {
-    block_q4_0 plain[k_q4_0r_blocks];
-    constexpr int64_t group = k_qk * k_q4_0r_blocks;
-    for (int64_t i = 0; i < n; i += group, ++x) {
-        unpack_row_q4_0r(x, plain, group);
-        dequantize_row_q4_0(plain, y + i, group);
-    }
+}  // namespace
+
+void repack_q4_0r(const block_q4_0* x, block_q4_0r* y, int64_t rows, int64_t cols) {
+    check_q4_0r_shape(rows, cols);
+    const int64_t ng = cols / (k_qk * k_q4_0r_blocks);
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t g = 0; g < ng; ++g) {
+            const block_q4_0* in = x + (r * ng + g) * k_q4_0r_blocks;
+            block_q4_0r& out = y[q4_0r_index(ng, r, g)];
+            for (int b = 0; b < k_q4_0r_blocks; ++b) std::memcpy(out.qs[b], in[b].qs, sizeof in[b].qs);
+            for (int l = 0; l < k_q4_0r_blocks; ++l) out.d[l] = in[k_q4_0r_lane_block[l]].d;
+        }
+}
+
+void unpack_q4_0r(const block_q4_0r* x, block_q4_0* y, int64_t rows, int64_t cols) {
+    check_q4_0r_shape(rows, cols);
+    const int64_t ng = cols / (k_qk * k_q4_0r_blocks);
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t g = 0; g < ng; ++g) {
+            const block_q4_0r& in = x[q4_0r_index(ng, r, g)];
+            block_q4_0* out = y + (r * ng + g) * k_q4_0r_blocks;
+            for (int b = 0; b < k_q4_0r_blocks; ++b) std::memcpy(out[b].qs, in.qs[b], sizeof out[b].qs);
+            for (int l = 0; l < k_q4_0r_blocks; ++l) out[k_q4_0r_lane_block[l]].d = in.d[l];
+        }
 }
 
 void quantize_act_q8(const float* x, int64_t m, int64_t n, q8_act& out) {

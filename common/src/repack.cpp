@@ -7,11 +7,11 @@ namespace mm {
 
 std::optional<tensor> repacked_for_matvec(const tensor& w) {
     constexpr int64_t group = int64_t{k_qk} * k_q4_0r_blocks;
-    if (w.type() != dtype::q4_0 || w.shape().n != 2 || w.cols() % group != 0 || !kernels_best().rows_q4_0r)
+    if (w.type() != dtype::q4_0 || w.shape().n != 2 || w.cols() % group != 0 || w.rows() % k_q4_0r_rows != 0 ||
+        !kernels_best().rows_q4_0r)
         return std::nullopt;
     tensor r = tensor::zeros(dtype::q4_0r, w.shape());
-    for (int64_t i = 0; i < w.rows(); ++i)
-        repack_row_q4_0r(reinterpret_cast<const block_q4_0*>(w.row(i)), reinterpret_cast<block_q4_0r*>(r.row(i)), w.cols());
+    repack_q4_0r(static_cast<const block_q4_0*>(w.raw()), static_cast<block_q4_0r*>(r.raw()), w.rows(), w.cols());
     return r;
 }
 

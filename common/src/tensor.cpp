@@ -2,7 +2,6 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <vector>
 
 #include <sys/mman.h>
 
@@ -118,7 +117,7 @@ void row_to_f32(dtype t, const void* src, float* dst, int64_t n) {
         }
         case dtype::q8_0: dequantize_row_q8_0(static_cast<const block_q8_0*>(src), dst, n); return;
         case dtype::q4_0: dequantize_row_q4_0(static_cast<const block_q4_0*>(src), dst, n); return;
-        case dtype::q4_0r: dequantize_row_q4_0r(static_cast<const block_q4_0r*>(src), dst, n); return;
+        case dtype::q4_0r: MM_ASSERT(!"q4_0r rows are interleaved: use to_f32 on the whole matrix"); return;
     }
 }
 
@@ -137,16 +136,16 @@ void row_from_f32(dtype t, const float* src, void* dst, int64_t n) {
         }
         case dtype::q8_0: quantize_row_q8_0(src, static_cast<block_q8_0*>(dst), n); return;
         case dtype::q4_0: quantize_row_q4_0(src, static_cast<block_q4_0*>(dst), n); return;
-        case dtype::q4_0r: {
-            std::vector<block_q4_0> plain(static_cast<size_t>(n / k_qk));
-            quantize_row_q4_0(src, plain.data(), n);
-            repack_row_q4_0r(plain.data(), static_cast<block_q4_0r*>(dst), n);
-            return;
-        }
+        case dtype::q4_0r: MM_ASSERT(!"q4_0r rows are interleaved: use convert on the whole matrix"); return;
     }
 }
 
 tensor to_f32(const tensor& t) {
+    if (t.type() == dtype::q4_0r) {
+        tensor plain = tensor::zeros(dtype::q4_0, t.shape());
+        unpack_q4_0r(static_cast<const block_q4_0r*>(t.raw()), static_cast<block_q4_0*>(plain.raw()), t.rows(), t.cols());
+        return to_f32(plain);
+    }
     tensor r = tensor::zeros(dtype::f32, t.shape());
     for (int64_t i = 0; i < t.rows(); ++i) row_to_f32(t.type(), t.row(i), r.data<float>() + i * t.cols(), t.cols());
     return r;
@@ -154,6 +153,12 @@ tensor to_f32(const tensor& t) {
 
 tensor convert(const tensor& src, dtype t) {
     MM_ASSERT(src.type() == dtype::f32);
+    if (t == dtype::q4_0r) {
+        const tensor plain = convert(src, dtype::q4_0);
+        tensor r = tensor::zeros(t, src.shape());
+        repack_q4_0r(static_cast<const block_q4_0*>(plain.raw()), static_cast<block_q4_0r*>(r.raw()), src.rows(), src.cols());
+        return r;
+    }
     tensor r = tensor::zeros(t, src.shape());
     for (int64_t i = 0; i < src.rows(); ++i) row_from_f32(t, src.data<float>() + i * src.cols(), r.row(i), src.cols());
     return r;

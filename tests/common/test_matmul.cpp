@@ -24,8 +24,8 @@ const matmul_case k_cases[] = {
     {"q8_0 few rows", dtype::q8_0, 5, 416, 37},  {"q8_0 prefill", dtype::q8_0, 19, 96, 129},
     {"q4_0 decode", dtype::q4_0, 1, 4096, 67},   {"q4_0 few rows", dtype::q4_0, 2, 160, 263},
     {"q4_0 prefill", dtype::q4_0, 128, 64, 172},
-    {"q4_0r decode", dtype::q4_0r, 1, 1024, 67}, {"q4_0r few rows", dtype::q4_0r, 3, 512, 9},
-    {"q4_0r prefill", dtype::q4_0r, 20, 512, 33},
+    {"q4_0r decode", dtype::q4_0r, 1, 1024, 68}, {"q4_0r few rows", dtype::q4_0r, 3, 512, 12},
+    {"q4_0r prefill", dtype::q4_0r, 20, 512, 36},
 };
 
 void check(thread_pool& pool, const matmul_case& c) {
@@ -33,12 +33,13 @@ void check(thread_pool& pool, const matmul_case& c) {
     const tensor x = tensor::from({c.m, c.k}, xf);
     tensor wf32 = tensor::from({c.n, c.k}, test::random_gaussian(c.n * c.k, 2));
     const tensor w = c.type == dtype::f32 ? wf32.clone() : convert(wf32, c.type);
-    const auto wd = ref::dequantize(c.type, w.raw(), c.n * c.k);
+    const auto wd = ref::dequantize_matrix(c.type, w.raw(), c.n, c.k);
     tensor y = tensor::zeros(dtype::f32, {c.m, c.n});
     ops::matmul(pool, x, w, y);
     const auto want = ref::matmul(xf, wd, c.m, c.k, c.n);
 
-    const bool quant_act = dtype_is_quantized(c.type) && c.m < 16;  // the dot-kernel path quantizes x
+    // The dot-kernel path (few rows; q4_0r always) quantizes x.
+    const bool quant_act = dtype_is_quantized(c.type) && (c.m < 16 || c.type == dtype::q4_0r);
     for (int64_t i = 0; i < c.m; ++i)
         for (int64_t j = 0; j < c.n; ++j) {
             double mag = 0, act_err = 0;
@@ -63,8 +64,8 @@ TEST(matmul, matches_reference_on_every_dtype_and_path) {
     for (int threads : {1, 2, 3}) {
         thread_pool pool(threads);
         for (const auto& c : k_cases) {
-            // q4_0r's dot kernel exists only where loaders make q4_0r (AVX-512); sgemm's widened path is everywhere.
-            if (c.type == dtype::q4_0r && c.m < 16 && !kernels_best().rows_q4_0r) continue;
+            // q4_0r exists only where its kernel does (AVX-512), and goes through it at any m.
+            if (c.type == dtype::q4_0r && !kernels_best().rows_q4_0r) continue;
             check(pool, c);
         }
     }

@@ -134,21 +134,21 @@ TEST(quant, activation_blocks_carry_their_sum) {
     }
 }
 
-// q4_0r holds q4_0's bytes regrouped: unpacking gives them back exactly, and both dequantize alike.
+// q4_0r holds q4_0's bytes regrouped: unpacking gives them back exactly, and the reference, reading the
+// layout from its definition, finds q4_0's values in it.
 TEST(quant, q4_0r_regroups_q4_0_without_changing_a_value) {
-    const int64_t n = 3 * 512;
-    const auto x = test::random_gaussian(n, 31);
-    std::vector<block_q4_0> plain(n / 32), back(n / 32);
-    std::vector<block_q4_0r> packed(n / 512);
-    quantize_row_q4_0(x.data(), plain.data(), n);
-    repack_row_q4_0r(plain.data(), packed.data(), n);
-    unpack_row_q4_0r(packed.data(), back.data(), n);
-    EXPECT_EQ(std::memcmp(plain.data(), back.data(), plain.size() * sizeof(block_q4_0)), 0);
-    std::vector<float> a(n), b(n);
-    dequantize_row_q4_0(plain.data(), a.data(), n);
-    dequantize_row_q4_0r(packed.data(), b.data(), n);
-    EXPECT_EQ(a, b);
-    EXPECT_EQ(ref::dequantize(dtype::q4_0r, packed.data(), n), a) << "the reference reads the layout on its own";
+    const int64_t rows = 8, cols = 1024;
+    const tensor plain = convert(tensor::from({rows, cols}, test::random_gaussian(rows * cols, 31)), dtype::q4_0);
+    tensor packed = tensor::zeros(dtype::q4_0r, {rows, cols});
+    repack_q4_0r(static_cast<const block_q4_0*>(plain.raw()), static_cast<block_q4_0r*>(packed.raw()), rows, cols);
+    tensor back = tensor::zeros(dtype::q4_0, {rows, cols});
+    unpack_q4_0r(static_cast<const block_q4_0r*>(packed.raw()), static_cast<block_q4_0*>(back.raw()), rows, cols);
+    EXPECT_EQ(std::memcmp(plain.raw(), back.raw(), plain.bytes()), 0);
+    EXPECT_NE(std::memcmp(plain.raw(), packed.raw(), plain.bytes()), 0) << "regrouped means another order";
+    const auto want = ref::dequantize(dtype::q4_0, plain.raw(), rows * cols);
+    EXPECT_EQ(ref::dequantize_matrix(dtype::q4_0r, packed.raw(), rows, cols), want);
+    const tensor f = to_f32(packed);
+    EXPECT_EQ(std::vector<float>(f.f32().begin(), f.f32().end()), want);
 }
 
 TEST(quant, matrices_are_regrouped_only_where_the_kernel_reads_them_faster) {
@@ -156,7 +156,7 @@ TEST(quant, matrices_are_regrouped_only_where_the_kernel_reads_them_faster) {
     auto q4 = [](int64_t rows, int64_t cols) {
         return convert(tensor::from({rows, cols}, test::random_gaussian(rows * cols, 32)), dtype::q4_0);
     };
-    const tensor w = q4(5, 1024);
+    const tensor w = q4(8, 1024);
     auto r = repacked_for_matvec(w);
     ASSERT_EQ(r.has_value(), kernel) << kernels_best().isa;
     if (r) {
@@ -164,7 +164,8 @@ TEST(quant, matrices_are_regrouped_only_where_the_kernel_reads_them_faster) {
         EXPECT_EQ(r->bytes(), w.bytes());
         EXPECT_EQ(to_f32(*r).f32()[777], to_f32(w).f32()[777]);
     }
-    EXPECT_FALSE(repacked_for_matvec(q4(5, 96))) << "rows that are not whole 512-element groups stay q4_0";
+    EXPECT_FALSE(repacked_for_matvec(q4(8, 96))) << "rows that are not whole 512-element stretches stay q4_0";
+    EXPECT_FALSE(repacked_for_matvec(q4(6, 512))) << "a row count that is not a multiple of 4 stays q4_0";
     EXPECT_FALSE(repacked_for_matvec(convert(tensor::from({2, 512}, test::random_gaussian(1024, 33)), dtype::q8_0)));
 }
 
@@ -178,9 +179,8 @@ const dot_case k_dot_cases[] = {
     {"f16 tiny", dtype::f16, 2, 1},               {"f16 odd", dtype::f16, 7, 37},
     {"f16 ffn_down", dtype::f16, 64, 172},        {"f16 prime", dtype::f16, 3, 263},
     {"bf16 odd", dtype::bf16, 7, 31},             {"bf16 llm", dtype::bf16, 3, 4096},
-    // q4_0r runs four rows at a time: row counts that leave 3, 1 and 2 over.
-    {"q4_0r one group", dtype::q4_0r, 3, 512},    {"q4_0r ffn_down", dtype::q4_0r, 9, 5632},
-    {"q4_0r llm", dtype::q4_0r, 6, 2048},
+    {"q4_0r one band", dtype::q4_0r, 4, 512},     {"q4_0r ffn_down", dtype::q4_0r, 12, 5632},
+    {"q4_0r llm", dtype::q4_0r, 8, 2048},
 };
 
 TEST(kernels, every_isa_matches_the_reference) {
@@ -190,7 +190,7 @@ TEST(kernels, every_isa_matches_the_reference) {
             const auto wf = test::random_gaussian(c.n_rows * c.k, 21, 0.5f);
             const auto x = test::random_gaussian(c.k, 22);
             tensor w = convert(tensor::from({c.n_rows, c.k}, wf), c.type);
-            const auto wd = ref::dequantize(c.type, w.raw(), c.n_rows * c.k);  // what the kernel should see
+            const auto wd = ref::dequantize_matrix(c.type, w.raw(), c.n_rows, c.k);  // what the kernel should see
             std::vector<float> y(static_cast<size_t>(c.n_rows));
             q8_act xq;
             const bool quant = dtype_is_quantized(c.type);

@@ -37,21 +37,12 @@ std::vector<float> dequantize(dtype t, const void* data, int64_t n) {
             const uint8_t* blk = p + b * 34;
             const double d = half_value(static_cast<uint16_t>(blk[0] | (blk[1] << 8)));
             for (int i = 0; i < 32; ++i) out[b * 32 + i] = static_cast<float>(d * static_cast<int8_t>(blk[2 + i]));
-        } else if (t == dtype::q4_0 || t == dtype::q4_0r) {
-            // q4_0: a 2-byte f16 scale, then 16 bytes whose low nibbles are elements 0..15, high 16..31.
-            // q4_0r: groups of 16 blocks, 288 bytes: the 16 blocks' quant bytes, then their scales, block
-            // 4j + k's at slot 4k + j.
-            const uint8_t* qs = p + b * 18 + 2;
-            const uint8_t* sc = p + b * 18;
-            if (t == dtype::q4_0r) {
-                const int64_t g = b / 16, i = b % 16;
-                qs = p + g * 288 + i * 16;
-                sc = p + g * 288 + 256 + 2 * (4 * (i % 4) + i / 4);
-            }
-            const double d = half_value(static_cast<uint16_t>(sc[0] | (sc[1] << 8)));
+        } else if (t == dtype::q4_0) {  // 2-byte f16 scale, 16 bytes: low nibbles are 0..15, high 16..31
+            const uint8_t* blk = p + b * 18;
+            const double d = half_value(static_cast<uint16_t>(blk[0] | (blk[1] << 8)));
             for (int i = 0; i < 16; ++i) {
-                out[b * 32 + i] = static_cast<float>(d * ((qs[i] & 0xf) - 8));
-                out[b * 32 + 16 + i] = static_cast<float>(d * ((qs[i] >> 4) - 8));
+                out[b * 32 + i] = static_cast<float>(d * ((blk[2 + i] & 0xf) - 8));
+                out[b * 32 + 16 + i] = static_cast<float>(d * ((blk[2 + i] >> 4) - 8));
             }
         }
     }
@@ -68,6 +59,28 @@ std::vector<float> dequantize(dtype t, const void* data, int64_t n) {
     } else if (t == dtype::f32) {
         std::memcpy(out.data(), data, static_cast<size_t>(n) * 4);
     }
+    return out;
+}
+
+std::vector<float> dequantize_matrix(dtype t, const void* data, int64_t rows, int64_t cols) {
+    if (t != dtype::q4_0r) return dequantize(t, data, rows * cols);
+    // q4_0r, read from its definition: bands of 4 rows; in a band, per 512-element stretch, each row's 288
+    // bytes (16 blocks' 16 quant bytes, then their f16 scales, block 4j + k's at slot 4k + j) side by side.
+    std::vector<float> out(static_cast<size_t>(rows * cols));
+    auto* p = static_cast<const uint8_t*>(data);
+    const int64_t stretches = cols / 512;
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t b = 0; b < cols / 32; ++b) {
+            const int64_t g = b / 16, i = b % 16;
+            const uint8_t* piece = p + ((r / 4) * 4 * stretches + g * 4 + r % 4) * 288;
+            const uint8_t* qs = piece + i * 16;
+            const uint8_t* sc = piece + 256 + 2 * (4 * (i % 4) + i / 4);
+            const double d = half_value(static_cast<uint16_t>(sc[0] | (sc[1] << 8)));
+            for (int e = 0; e < 16; ++e) {
+                out[r * cols + b * 32 + e] = static_cast<float>(d * ((qs[e] & 0xf) - 8));
+                out[r * cols + b * 32 + 16 + e] = static_cast<float>(d * ((qs[e] >> 4) - 8));
+            }
+        }
     return out;
 }
 

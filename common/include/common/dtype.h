@@ -27,10 +27,14 @@ struct block_q4_0 {
 };
 static_assert(sizeof(block_q4_0) == 18);
 
-// q4_0r: sixteen q4_0 blocks regrouped so the kernel reads them with whole-register loads: the blocks' quant
-// bytes back to back, then their f16 scales in the order the kernel's sums come out (k_q4_0r_lane_block).
-// Same 18 bytes per block, so a row keeps its size; rows are a multiple of 16 blocks (512 elements).
+// q4_0r: q4_0 regrouped so the kernel reads it with whole-register loads, in one sequential stream while it
+// works on four rows at once. A block_q4_0r is sixteen blocks of one row: their quant bytes back to back,
+// then their f16 scales in the order the kernel's sums come out (k_q4_0r_lane_block). Rows go in fours, and
+// a four-row band holds, for each 512-element stretch in turn, the four rows' block_q4_0r side by side.
+// Same 18 bytes per block, so the matrix keeps its size; rows are whole 512-element stretches and their
+// count a multiple of 4. A row is not contiguous: only whole-matrix functions read the layout.
 constexpr int k_q4_0r_blocks = 16;
+constexpr int k_q4_0r_rows = 4;
 struct block_q4_0r {
     uint8_t qs[k_q4_0r_blocks][k_qk / 2];
     uint16_t d[k_q4_0r_blocks];  // d[l] is the scale of block k_q4_0r_lane_block[l]

@@ -13,9 +13,9 @@ void quantize_row_q4_0(const float* x, block_q4_0* y, int64_t n);
 void dequantize_row_q8_0(const block_q8_0* x, float* y, int64_t n);
 void dequantize_row_q4_0(const block_q4_0* x, float* y, int64_t n);
 
-// q4_0 <-> q4_0r for one row; n is a multiple of 512. The bytes are the same, only their order changes.
-void repack_row_q4_0r(const block_q4_0* x, block_q4_0r* y, int64_t n);
-void unpack_row_q4_0r(const block_q4_0r* x, block_q4_0* y, int64_t n);
-void dequantize_row_q4_0r(const block_q4_0r* x, float* y, int64_t n);
+// q4_0 <-> q4_0r for a whole [rows, cols] matrix (rows a multiple of 4, cols of 512): the same bytes in
+// another order.
+void repack_q4_0r(const block_q4_0* x, block_q4_0r* y, int64_t rows, int64_t cols);
+void unpack_q4_0r(const block_q4_0r* x, block_q4_0* y, int64_t rows, int64_t cols);
 
 }  // namespace mm
