@@ -180,6 +180,17 @@ result<parsed> parse(api kind, const std::string& body_text, const text_models& 
     int64_t n = 1;
     MM_TRY(read(body, "n", n));
     if (n != 1) return bad("n", "only n = 1 is supported");
+    if (kind == api::completions) {  // legacy options this server does not do: refused, never ignored
+        bool echo = false;
+        MM_TRY(read(body, "echo", echo));
+        if (echo) return status(errc::unsupported, "'echo': true is not supported", "echo");
+        std::string suffix;
+        MM_TRY(read(body, "suffix", suffix));
+        if (!suffix.empty()) return status(errc::unsupported, "'suffix' (insertion) is not supported", "suffix");
+        int64_t best_of = 1;
+        MM_TRY(read(body, "best_of", best_of));
+        if (best_of != 1) return status(errc::unsupported, "'best_of': only 1 is supported", "best_of");
+    }
     MM_TRY(read(body, "stream", p.stream));
     if (auto so = body.find("stream_options"); so != body.end() && !so->is_null()) {
         if (!so->is_object()) return bad("stream_options", "expected an object");
@@ -198,10 +209,16 @@ result<parsed> parse(api kind, const std::string& body_text, const text_models& 
         }
         if (g.stop.size() > 4) return bad("stop", "at most 4 stop sequences");
     }
-    int64_t max_tokens = kind == api::completions ? 16 : 0;  // OpenAI's defaults: 16 / until the context ends
-    MM_TRY(read(body, "max_tokens", max_tokens));
-    MM_TRY(read(body, "max_completion_tokens", max_tokens));
-    if (max_tokens < 0 || max_tokens > (1 << 24)) return bad("max_tokens", "must be >= 0");
+    // OpenAI's defaults: 16 / until the context ends (0 to the engine). max_completion_tokens, the newer
+    // name, wins over max_tokens; either, when given, asks for at least one token.
+    int64_t max_tokens = kind == api::completions ? 16 : 0;
+    for (const char* key : {"max_tokens", "max_completion_tokens"}) {
+        int64_t given = -1;
+        MM_TRY(read(body, key, given));
+        if (!body.contains(key) || body[key].is_null()) continue;
+        if (given < 1 || given > (1 << 24)) return bad(key, "must be between 1 and 16777216");
+        max_tokens = given;
+    }
     g.max_tokens = static_cast<int>(max_tokens);
     // Structured output: the answer is constrained to a JSON document of the schema.
     if (auto rf = body.find("response_format"); rf != body.end() && !rf->is_null()) {

@@ -178,6 +178,11 @@ TEST(text_routes, bad_requests_get_openai_errors_and_cost_nothing) {
         {"wrong type", "/v1/completions", R"({"model":"stories","prompt":"x","max_tokens":"lots"})", 400, "", "max_tokens", "max_tokens"},
         {"hot", "/v1/completions", R"({"model":"stories","prompt":"x","temperature":3})", 400, "", "temperature", "temperature"},
         {"n", "/v1/completions", R"({"model":"stories","prompt":"x","n":2})", 400, "", "n", "n"},
+        {"echo", "/v1/completions", R"({"model":"stories","prompt":"x","echo":true})", 400, "unsupported", "echo", "echo"},
+        {"suffix", "/v1/completions", R"({"model":"stories","prompt":"x","suffix":"end"})", 400, "unsupported", "suffix", "suffix"},
+        {"best_of", "/v1/completions", R"({"model":"stories","prompt":"x","best_of":3})", 400, "unsupported", "best_of", "best_of"},
+        {"zero max_tokens", "/v1/completions", R"({"model":"stories","prompt":"x","max_tokens":0})", 400, "", "max_tokens", "max_tokens"},
+        {"zero max_completion_tokens", "/v1/chat/completions", R"({"model":"stories","messages":[{"role":"user","content":"x"}],"max_completion_tokens":0})", 400, "", "max_completion_tokens", "max_completion_tokens"},
         {"too long", "/v1/completions", R"({"model":"stories","prompt":"x","max_tokens":500})", 400, "context_length_exceeded", "context", "prompt"},
         {"too long chat", "/v1/chat/completions", R"({"model":"stories","messages":[{"role":"user","content":"x"}],"max_tokens":500})", 400, "context_length_exceeded", "context", "messages"},
         {"no messages", "/v1/chat/completions", R"({"model":"stories","messages":[]})", 400, "", "messages", "messages"},
@@ -295,9 +300,10 @@ TEST(text_routes, request_options_shape_the_answer) {
     fixture f(1024);
     const json user = {{{"role", "user"}, {"content", "Tell me a story"}}};
 
-    // max_completion_tokens (the newer name of max_tokens) caps the answer: a length finish.
+    // max_completion_tokens (the newer name of max_tokens) caps the answer, over max_tokens: a length finish.
     auto capped = f.call("POST", "/v1/chat/completions",
-                         json{{"model", "stories"}, {"messages", user}, {"max_completion_tokens", 5}, {"temperature", 0}}.dump());
+                         json{{"model", "stories"}, {"messages", user}, {"max_completion_tokens", 5}, {"max_tokens", 9},
+                              {"temperature", 0}}.dump());
     ASSERT_EQ(capped.status, 200u) << capped.body.dump();
     EXPECT_EQ(capped.body["usage"]["completion_tokens"], 5);
     EXPECT_EQ(capped.body["choices"][0]["finish_reason"], "length");
