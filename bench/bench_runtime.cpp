@@ -61,8 +61,12 @@ void bench_matvec(thread_pool& pool) {
                 pool.size(), k_working_set >> 20);
     std::printf("%-8s %-14s %8s %12s %12s %8s\n", "dtype", "n x k", "MB", "matvec GB/s", "stream GB/s", "ratio");
     struct shape { int64_t n, k; };
-    std::vector<dtype> types{dtype::q8_0, dtype::q4_0, dtype::f16};
-    if (kernels_best().rows_q4_0r) types.insert(types.begin() + 2, dtype::q4_0r);  // what the text stage serves q4_0 as
+    // q8_0r / q4_0r: what the text stage serves q8_0 / q4_0 as, where their kernels exist.
+    std::vector<dtype> types{dtype::q8_0};
+    if (kernels_best().rows_q8_0r) types.push_back(dtype::q8_0r);
+    types.push_back(dtype::q4_0);
+    if (kernels_best().rows_q4_0r) types.push_back(dtype::q4_0r);
+    types.push_back(dtype::f16);
     for (const dtype t : types) {
         for (const shape s : {shape{4096, 4096}, shape{11008, 4096}}) {
             const tensor w0 = convert(tensor::from({s.n, s.k}, gaussian(s.n * s.k, 3)), t);

@@ -10,6 +10,7 @@ std::string_view dtype_name(dtype t) {
         case dtype::q8_0: return "q8_0";
         case dtype::q4_0: return "q4_0";
         case dtype::q4_0r: return "q4_0r";
+        case dtype::q8_0r: return "q8_0r";
     }
     return "?";
 }
@@ -27,13 +28,14 @@ size_t dtype_block_bytes(dtype t) {
         case dtype::f32: return 4;
         case dtype::f16:
         case dtype::bf16: return 2;
-        case dtype::q8_0: return sizeof(block_q8_0);
+        case dtype::q8_0:
+        case dtype::q8_0r: return sizeof(block_q8_0);
         case dtype::q4_0:
         case dtype::q4_0r: return sizeof(block_q4_0);  // per 32-element block, as a row's size counts
     }
     return 0;
 }
 
-bool dtype_is_quantized(dtype t) { return t == dtype::q8_0 || t == dtype::q4_0 || t == dtype::q4_0r; }
+bool dtype_is_quantized(dtype t) { return t != dtype::f32 && t != dtype::f16 && t != dtype::bf16; }
 
 }  // namespace mm

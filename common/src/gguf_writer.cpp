@@ -17,9 +17,10 @@ uint32_t ggml_type_id(dtype t) {
         case dtype::q4_0: return 2;
         case dtype::q8_0: return 8;
         case dtype::bf16: return 30;
-        case dtype::q4_0r: break;  // an in-memory layout
+        case dtype::q4_0r:
+        case dtype::q8_0r: break;  // in-memory layouts
     }
-    MM_ASSERT(t != dtype::q4_0r);
+    MM_ASSERT(!dtype_is_regrouped(t));
     return 0;
 }
 

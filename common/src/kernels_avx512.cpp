@@ -156,14 +156,14 @@ void rows_q4_0(const std::byte* w, size_t row_bytes, int64_t n_rows, q8_act_row 
     for (int64_t r = 0; r < n_rows; ++r) y[r] = row_q4_0(reinterpret_cast<const block_q4_0*>(w + r * row_bytes), x, n / k_qk);
 }
 
-// q4_0r: sixteen blocks' quants in four plain loads and their scales in one, already in sum_groups' lane
-// order; four rows at a time share the activation loads and meet in one reduction at the end. Integer sums
-// are exact, so the result differs from row_q4_0 only in the order of its f32 additions.
-struct q4_0r_acts {
+// q4_0r / q8_0r: sixteen blocks' quants in plain loads and their scales in one, already in sum_groups' lane
+// order; a four-row band's rows share the activation loads and meet in one reduction each at the end. The
+// integer sums are exact, so results differ from the plain kernels only in the order of their f32 additions.
+struct band_acts {
     __m512 xd, xdsum;  // the sixteen blocks' activation scales and d * sum(qs), in lane order
 };
 
-inline __m512 sixteen_q4_0r(const block_q4_0r& w, const int8_t* xq, const q4_0r_acts& a, __m512 acc, __m512& corr) {
+inline __m512 sixteen_q4_0r(const block_q4_0r& w, const int8_t* xq, const band_acts& a, __m512 acc, __m512& corr) {
     const __m512i m = _mm512_set1_epi8(0x0f);
     auto group = [&](int j) {
         const __m512i v = _mm512_loadu_si512(w.qs[4 * j]);
@@ -173,7 +173,18 @@ inline __m512 sixteen_q4_0r(const block_q4_0r& w, const int8_t* xq, const q4_0r_
     };
     const __m512i sums = sum_groups(group(0), group(1), group(2), group(3));
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.d)));
-    corr = _mm512_fmadd_ps(dw, a.xdsum, corr);
+    corr = _mm512_fmadd_ps(dw, a.xdsum, corr);  // q4_0's -8, as row_q4_0 folds it
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_mul_ps(dw, a.xd), acc);
+}
+
+inline __m512 sixteen_q8_0r(const block_q8_0r& w, const int8_t* xq, const band_acts& a, __m512 acc, __m512&) {
+    auto group = [&](int j) {
+        const __m512i lo = _mm512_loadu_si512(w.qs[j][0]), hi = _mm512_loadu_si512(w.qs[j][1]);
+        return dot_s8(dot_s8(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xq + 128 * j)), hi,
+                      _mm512_loadu_si512(xq + 128 * j + 64));
+    };
+    const __m512i sums = sum_groups(group(0), group(1), group(2), group(3));
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.d)));
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_mul_ps(dw, a.xd), acc);
 }
 
@@ -186,28 +197,30 @@ inline float hsum(__m512 v) {
     return _mm_cvtss_f32(_mm_add_ss(s4, _mm_movehdup_ps(s4)));
 }
 
-// One four-row band: its bytes are read front to back, each stretch's four rows side by side.
-void band_q4_0r(const block_q4_0r* band, q8_act_row x, int64_t ng, float* y) {
+// One four-row band: its bytes are read front to back, each stretch's four rows side by side. `offset` is
+// the q4_0 -8 per quant (0 for q8_0), applied to the d * sum(x) terms the block kernel gathers.
+template <class B, __m512 (*sixteen)(const B&, const int8_t*, const band_acts&, __m512, __m512&)>
+void band(const B* w, q8_act_row x, int64_t ng, float offset, float* y) {
     const __m512i blk = lane_blocks();
     __m512 acc[k_q4_0r_rows] = {}, corr[k_q4_0r_rows] = {};
     for (int64_t g = 0; g < ng; ++g) {
         const int64_t b0 = g * k_q4_0r_blocks;
-        const q4_0r_acts a{_mm512_permutexvar_ps(blk, _mm512_loadu_ps(x.d + b0)),
-                           _mm512_permutexvar_ps(blk, _mm512_loadu_ps(x.dsum + b0))};
+        const band_acts a{_mm512_permutexvar_ps(blk, _mm512_loadu_ps(x.d + b0)),
+                          _mm512_permutexvar_ps(blk, _mm512_loadu_ps(x.dsum + b0))};
         const int8_t* xq = x.qs + b0 * k_qk;
 #pragma GCC unroll 4
-        for (int r = 0; r < k_q4_0r_rows; ++r) acc[r] = sixteen_q4_0r(band[g * k_q4_0r_rows + r], xq, a, acc[r], corr[r]);
+        for (int r = 0; r < k_q4_0r_rows; ++r) acc[r] = sixteen(w[g * k_q4_0r_rows + r], xq, a, acc[r], corr[r]);
     }
 #pragma GCC unroll 4
-    for (int r = 0; r < k_q4_0r_rows; ++r)
-        y[r] = hsum(_mm512_fnmadd_ps(_mm512_set1_ps(8.0f), corr[r], acc[r]));
+    for (int r = 0; r < k_q4_0r_rows; ++r) y[r] = hsum(_mm512_fnmadd_ps(_mm512_set1_ps(offset), corr[r], acc[r]));
 }
 
 // w is the first of n_rows rows (a multiple of 4, at a band's start); row_bytes is a row's share of a band.
-void rows_q4_0r(const std::byte* w, size_t row_bytes, int64_t n_rows, q8_act_row x, int64_t n, float* y) {
+template <class B, __m512 (*sixteen)(const B&, const int8_t*, const band_acts&, __m512, __m512&), int offset>
+void rows_regrouped(const std::byte* w, size_t row_bytes, int64_t n_rows, q8_act_row x, int64_t n, float* y) {
     const int64_t ng = n / (k_qk * k_q4_0r_blocks);
     for (int64_t r = 0; r + k_q4_0r_rows <= n_rows; r += k_q4_0r_rows)
-        band_q4_0r(reinterpret_cast<const block_q4_0r*>(w + r * row_bytes), x, ng, y + r);
+        band<B, sixteen>(reinterpret_cast<const B*>(w + r * row_bytes), x, ng, static_cast<float>(offset), y + r);
 }
 
 inline __m512 load_f16(const uint16_t* p, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
@@ -239,7 +252,8 @@ const kernel_table k_avx512{
     .rows_q4_0 = rows_q4_0,
     .rows_f16 = rows_half<load_f16>,
     .rows_bf16 = rows_half<load_bf16>,
-    .rows_q4_0r = rows_q4_0r,
+    .rows_q4_0r = rows_regrouped<block_q4_0r, sixteen_q4_0r, 8>,
+    .rows_q8_0r = rows_regrouped<block_q8_0r, sixteen_q8_0r, 0>,
 };
 
 }  // namespace

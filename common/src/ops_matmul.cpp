@@ -65,8 +65,10 @@ void matmul_widened(thread_pool& pool, const tensor& x, const tensor& w, tensor&
 void matmul_kernels(thread_pool& pool, const tensor& x_in, const tensor& w, tensor& y, matmul_mode mode) {
     const int64_t m = x_in.rows(), k = x_in.cols(), n = w.rows();
     const kernel_table& kt = kernels_best();
-    // q4_0r is made only where its kernel exists (repack.h); its row tiles start at multiples of 4 (min_chunk).
+    // Regrouped types are made only where their kernels exist (repack.h); row tiles start at multiples of 4
+    // (min_chunk).
     MM_ASSERT(w.type() != dtype::q4_0r || kt.rows_q4_0r);
+    MM_ASSERT(w.type() != dtype::q8_0r || kt.rows_q8_0r);
     const bool quant = dtype_is_quantized(w.type());
     q8_act xq;
     if (quant) quantize_act_q8(x_in.data<float>(), m, k, xq);
@@ -96,6 +98,7 @@ void matmul_kernels(thread_pool& pool, const tensor& x_in, const tensor& w, tens
                         case dtype::q8_0: kt.rows_q8_0(tile, row_bytes, nt, xq.row(i), k, out); break;
                         case dtype::q4_0: kt.rows_q4_0(tile, row_bytes, nt, xq.row(i), k, out); break;
                         case dtype::q4_0r: kt.rows_q4_0r(tile, row_bytes, nt, xq.row(i), k, out); break;
+                        case dtype::q8_0r: kt.rows_q8_0r(tile, row_bytes, nt, xq.row(i), k, out); break;
                         case dtype::f16: kt.rows_f16(tile, row_bytes, nt, x.data<float>() + i * k, k, out); break;
                         case dtype::bf16: kt.rows_bf16(tile, row_bytes, nt, x.data<float>() + i * k, k, out); break;
                         case dtype::f32: MM_ASSERT(false);
@@ -113,8 +116,8 @@ void matmul(thread_pool& pool, const tensor& x, const tensor& w, tensor& y, matm
     MM_ASSERT(x.cols() == w.cols());
     MM_ASSERT(y.rows() == x.rows() && y.cols() == w.rows());
     if (w.type() == dtype::f32) return matmul_f32(pool, x, w, y);
-    // q4_0r's rows are interleaved, so they are never widened one by one; its kernel is fast at any m anyway.
-    if (mode == matmul_mode::fastest && x.rows() >= k_sgemm_min_rows && w.type() != dtype::q4_0r)
+    // Regrouped rows are interleaved, so they are never widened one by one; their kernels are fast at any m.
+    if (mode == matmul_mode::fastest && x.rows() >= k_sgemm_min_rows && !dtype_is_regrouped(w.type()))
         return matmul_widened(pool, x, w, y);
     matmul_kernels(pool, x, w, y, mode);
 }

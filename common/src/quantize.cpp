@@ -68,28 +68,43 @@ void check_q4_0r_shape(int64_t rows, int64_t cols) {
 
 }  // namespace
 
-void repack_q4_0r(const block_q4_0* x, block_q4_0r* y, int64_t rows, int64_t cols) {
+// Visits every (row, stretch): the plain blocks of the stretch and its regrouped block.
+template <class P, class R, class F>
+void each_stretch(P* plain, R* grouped, int64_t rows, int64_t cols, F f) {
     check_q4_0r_shape(rows, cols);
     const int64_t ng = cols / (k_qk * k_q4_0r_blocks);
     for (int64_t r = 0; r < rows; ++r)
-        for (int64_t g = 0; g < ng; ++g) {
-            const block_q4_0* in = x + (r * ng + g) * k_q4_0r_blocks;
-            block_q4_0r& out = y[q4_0r_index(ng, r, g)];
-            for (int b = 0; b < k_q4_0r_blocks; ++b) std::memcpy(out.qs[b], in[b].qs, sizeof in[b].qs);
-            for (int l = 0; l < k_q4_0r_blocks; ++l) out.d[l] = in[k_q4_0r_lane_block[l]].d;
-        }
+        for (int64_t g = 0; g < ng; ++g) f(plain + (r * ng + g) * k_q4_0r_blocks, grouped[q4_0r_index(ng, r, g)]);
+}
+
+void repack_q4_0r(const block_q4_0* x, block_q4_0r* y, int64_t rows, int64_t cols) {
+    each_stretch(x, y, rows, cols, [](const block_q4_0* in, block_q4_0r& out) {
+        for (int b = 0; b < k_q4_0r_blocks; ++b) std::memcpy(out.qs[b], in[b].qs, sizeof in[b].qs);
+        for (int l = 0; l < k_q4_0r_blocks; ++l) out.d[l] = in[k_q4_0r_lane_block[l]].d;
+    });
 }
 
 void unpack_q4_0r(const block_q4_0r* x, block_q4_0* y, int64_t rows, int64_t cols) {
-    check_q4_0r_shape(rows, cols);
-    const int64_t ng = cols / (k_qk * k_q4_0r_blocks);
-    for (int64_t r = 0; r < rows; ++r)
-        for (int64_t g = 0; g < ng; ++g) {
-            const block_q4_0r& in = x[q4_0r_index(ng, r, g)];
-            block_q4_0* out = y + (r * ng + g) * k_q4_0r_blocks;
-            for (int b = 0; b < k_q4_0r_blocks; ++b) std::memcpy(out[b].qs, in.qs[b], sizeof out[b].qs);
-            for (int l = 0; l < k_q4_0r_blocks; ++l) out[k_q4_0r_lane_block[l]].d = in.d[l];
-        }
+    each_stretch(y, x, rows, cols, [](block_q4_0* out, const block_q4_0r& in) {
+        for (int b = 0; b < k_q4_0r_blocks; ++b) std::memcpy(out[b].qs, in.qs[b], sizeof out[b].qs);
+        for (int l = 0; l < k_q4_0r_blocks; ++l) out[k_q4_0r_lane_block[l]].d = in.d[l];
+    });
+}
+
+void repack_q8_0r(const block_q8_0* x, block_q8_0r* y, int64_t rows, int64_t cols) {
+    each_stretch(x, y, rows, cols, [](const block_q8_0* in, block_q8_0r& out) {
+        for (int b = 0; b < k_q4_0r_blocks; ++b)
+            for (int h = 0; h < 2; ++h) std::memcpy(out.qs[b / 4][h][b % 4], in[b].qs + 16 * h, 16);
+        for (int l = 0; l < k_q4_0r_blocks; ++l) out.d[l] = in[k_q4_0r_lane_block[l]].d;
+    });
+}
+
+void unpack_q8_0r(const block_q8_0r* x, block_q8_0* y, int64_t rows, int64_t cols) {
+    each_stretch(y, x, rows, cols, [](block_q8_0* out, const block_q8_0r& in) {
+        for (int b = 0; b < k_q4_0r_blocks; ++b)
+            for (int h = 0; h < 2; ++h) std::memcpy(out[b].qs + 16 * h, in.qs[b / 4][h][b % 4], 16);
+        for (int l = 0; l < k_q4_0r_blocks; ++l) out[k_q4_0r_lane_block[l]].d = in.d[l];
+    });
 }
 
 void quantize_act_q8(const float* x, int64_t m, int64_t n, q8_act& out) {

@@ -6,12 +6,13 @@
 namespace mm {
 
 std::optional<tensor> repacked_for_matvec(const tensor& w) {
-    constexpr int64_t group = int64_t{k_qk} * k_q4_0r_blocks;
-    if (w.type() != dtype::q4_0 || w.shape().n != 2 || w.cols() % group != 0 || w.rows() % k_q4_0r_rows != 0 ||
-        !kernels_best().rows_q4_0r)
-        return std::nullopt;
-    tensor r = tensor::zeros(dtype::q4_0r, w.shape());
-    repack_q4_0r(static_cast<const block_q4_0*>(w.raw()), static_cast<block_q4_0r*>(r.raw()), w.rows(), w.cols());
+    constexpr int64_t stretch = int64_t{k_qk} * k_q4_0r_blocks;
+    const kernel_table& kt = kernels_best();
+    const bool q4 = w.type() == dtype::q4_0 && kt.rows_q4_0r, q8 = w.type() == dtype::q8_0 && kt.rows_q8_0r;
+    if (!(q4 || q8) || w.shape().n != 2 || w.cols() % stretch != 0 || w.rows() % k_q4_0r_rows != 0) return std::nullopt;
+    tensor r = tensor::zeros(q4 ? dtype::q4_0r : dtype::q8_0r, w.shape());
+    if (q4) repack_q4_0r(static_cast<const block_q4_0*>(w.raw()), static_cast<block_q4_0r*>(r.raw()), w.rows(), w.cols());
+    else repack_q8_0r(static_cast<const block_q8_0*>(w.raw()), static_cast<block_q8_0r*>(r.raw()), w.rows(), w.cols());
     return r;
 }
 

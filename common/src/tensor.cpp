@@ -117,7 +117,8 @@ void row_to_f32(dtype t, const void* src, float* dst, int64_t n) {
         }
         case dtype::q8_0: dequantize_row_q8_0(static_cast<const block_q8_0*>(src), dst, n); return;
         case dtype::q4_0: dequantize_row_q4_0(static_cast<const block_q4_0*>(src), dst, n); return;
-        case dtype::q4_0r: MM_ASSERT(!"q4_0r rows are interleaved: use to_f32 on the whole matrix"); return;
+        case dtype::q4_0r:
+        case dtype::q8_0r: MM_ASSERT(!"regrouped rows are interleaved: use to_f32 on the whole matrix"); return;
     }
 }
 
@@ -136,7 +137,8 @@ void row_from_f32(dtype t, const float* src, void* dst, int64_t n) {
         }
         case dtype::q8_0: quantize_row_q8_0(src, static_cast<block_q8_0*>(dst), n); return;
         case dtype::q4_0: quantize_row_q4_0(src, static_cast<block_q4_0*>(dst), n); return;
-        case dtype::q4_0r: MM_ASSERT(!"q4_0r rows are interleaved: use convert on the whole matrix"); return;
+        case dtype::q4_0r:
+        case dtype::q8_0r: MM_ASSERT(!"regrouped rows are interleaved: use convert on the whole matrix"); return;
     }
 }
 
@@ -144,6 +146,11 @@ tensor to_f32(const tensor& t) {
     if (t.type() == dtype::q4_0r) {
         tensor plain = tensor::zeros(dtype::q4_0, t.shape());
         unpack_q4_0r(static_cast<const block_q4_0r*>(t.raw()), static_cast<block_q4_0*>(plain.raw()), t.rows(), t.cols());
+        return to_f32(plain);
+    }
+    if (t.type() == dtype::q8_0r) {
+        tensor plain = tensor::zeros(dtype::q8_0, t.shape());
+        unpack_q8_0r(static_cast<const block_q8_0r*>(t.raw()), static_cast<block_q8_0*>(plain.raw()), t.rows(), t.cols());
         return to_f32(plain);
     }
     tensor r = tensor::zeros(dtype::f32, t.shape());
@@ -157,6 +164,12 @@ tensor convert(const tensor& src, dtype t) {
         const tensor plain = convert(src, dtype::q4_0);
         tensor r = tensor::zeros(t, src.shape());
         repack_q4_0r(static_cast<const block_q4_0*>(plain.raw()), static_cast<block_q4_0r*>(r.raw()), src.rows(), src.cols());
+        return r;
+    }
+    if (t == dtype::q8_0r) {
+        const tensor plain = convert(src, dtype::q8_0);
+        tensor r = tensor::zeros(t, src.shape());
+        repack_q8_0r(static_cast<const block_q8_0*>(plain.raw()), static_cast<block_q8_0r*>(r.raw()), src.rows(), src.cols());
         return r;
     }
     tensor r = tensor::zeros(t, src.shape());

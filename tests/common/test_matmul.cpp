@@ -26,6 +26,7 @@ const matmul_case k_cases[] = {
     {"q4_0 prefill", dtype::q4_0, 128, 64, 172},
     {"q4_0r decode", dtype::q4_0r, 1, 1024, 68}, {"q4_0r few rows", dtype::q4_0r, 3, 512, 12},
     {"q4_0r prefill", dtype::q4_0r, 20, 512, 36},
+    {"q8_0r decode", dtype::q8_0r, 1, 1024, 68}, {"q8_0r prefill", dtype::q8_0r, 20, 512, 36},
 };
 
 void check(thread_pool& pool, const matmul_case& c) {
@@ -38,8 +39,8 @@ void check(thread_pool& pool, const matmul_case& c) {
     ops::matmul(pool, x, w, y);
     const auto want = ref::matmul(xf, wd, c.m, c.k, c.n);
 
-    // The dot-kernel path (few rows; q4_0r always) quantizes x.
-    const bool quant_act = dtype_is_quantized(c.type) && (c.m < 16 || c.type == dtype::q4_0r);
+    // The dot-kernel path (few rows; regrouped types always) quantizes x.
+    const bool quant_act = dtype_is_quantized(c.type) && (c.m < 16 || dtype_is_regrouped(c.type));
     for (int64_t i = 0; i < c.m; ++i)
         for (int64_t j = 0; j < c.n; ++j) {
             double mag = 0, act_err = 0;
@@ -64,8 +65,9 @@ TEST(matmul, matches_reference_on_every_dtype_and_path) {
     for (int threads : {1, 2, 3}) {
         thread_pool pool(threads);
         for (const auto& c : k_cases) {
-            // q4_0r exists only where its kernel does (AVX-512), and goes through it at any m.
-            if (c.type == dtype::q4_0r && !kernels_best().rows_q4_0r) continue;
+            // Regrouped types exist only where their kernels do (AVX-512), and go through them at any m.
+            if ((c.type == dtype::q4_0r && !kernels_best().rows_q4_0r) || (c.type == dtype::q8_0r && !kernels_best().rows_q8_0r))
+                continue;
             check(pool, c);
         }
     }

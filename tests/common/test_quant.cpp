@@ -134,39 +134,46 @@ TEST(quant, activation_blocks_carry_their_sum) {
     }
 }
 
-// q4_0r holds q4_0's bytes regrouped: unpacking gives them back exactly, and the reference, reading the
-// layout from its definition, finds q4_0's values in it.
-TEST(quant, q4_0r_regroups_q4_0_without_changing_a_value) {
+// q4_0r / q8_0r hold q4_0's / q8_0's bytes regrouped: unpacking gives them back exactly, and the
+// reference, reading the layout from its definition, finds the plain values in it.
+TEST(quant, regrouped_types_keep_every_value) {
     const int64_t rows = 8, cols = 1024;
-    const tensor plain = convert(tensor::from({rows, cols}, test::random_gaussian(rows * cols, 31)), dtype::q4_0);
-    tensor packed = tensor::zeros(dtype::q4_0r, {rows, cols});
-    repack_q4_0r(static_cast<const block_q4_0*>(plain.raw()), static_cast<block_q4_0r*>(packed.raw()), rows, cols);
-    tensor back = tensor::zeros(dtype::q4_0, {rows, cols});
-    unpack_q4_0r(static_cast<const block_q4_0r*>(packed.raw()), static_cast<block_q4_0*>(back.raw()), rows, cols);
-    EXPECT_EQ(std::memcmp(plain.raw(), back.raw(), plain.bytes()), 0);
-    EXPECT_NE(std::memcmp(plain.raw(), packed.raw(), plain.bytes()), 0) << "regrouped means another order";
-    const auto want = ref::dequantize(dtype::q4_0, plain.raw(), rows * cols);
-    EXPECT_EQ(ref::dequantize_matrix(dtype::q4_0r, packed.raw(), rows, cols), want);
-    const tensor f = to_f32(packed);
-    EXPECT_EQ(std::vector<float>(f.f32().begin(), f.f32().end()), want);
+    const tensor f = tensor::from({rows, cols}, test::random_gaussian(rows * cols, 31));
+    for (auto [plain_t, grouped_t] : {std::pair{dtype::q4_0, dtype::q4_0r}, std::pair{dtype::q8_0, dtype::q8_0r}}) {
+        const tensor plain = convert(f, plain_t);
+        const tensor packed = convert(f, grouped_t);
+        tensor back = tensor::zeros(plain_t, {rows, cols});
+        if (plain_t == dtype::q4_0)
+            unpack_q4_0r(static_cast<const block_q4_0r*>(packed.raw()), static_cast<block_q4_0*>(back.raw()), rows, cols);
+        else
+            unpack_q8_0r(static_cast<const block_q8_0r*>(packed.raw()), static_cast<block_q8_0*>(back.raw()), rows, cols);
+        EXPECT_EQ(std::memcmp(plain.raw(), back.raw(), plain.bytes()), 0) << dtype_name(grouped_t);
+        EXPECT_NE(std::memcmp(plain.raw(), packed.raw(), plain.bytes()), 0) << "regrouped means another order";
+        const auto want = ref::dequantize(plain_t, plain.raw(), rows * cols);
+        EXPECT_EQ(ref::dequantize_matrix(grouped_t, packed.raw(), rows, cols), want) << dtype_name(grouped_t);
+        const tensor wide = to_f32(packed);
+        EXPECT_EQ(std::vector<float>(wide.f32().begin(), wide.f32().end()), want) << dtype_name(grouped_t);
+    }
 }
 
 TEST(quant, matrices_are_regrouped_only_where_the_kernel_reads_them_faster) {
-    const bool kernel = kernels_best().rows_q4_0r != nullptr;
-    auto q4 = [](int64_t rows, int64_t cols) {
-        return convert(tensor::from({rows, cols}, test::random_gaussian(rows * cols, 32)), dtype::q4_0);
+    auto make = [](dtype t, int64_t rows, int64_t cols) {
+        return convert(tensor::from({rows, cols}, test::random_gaussian(rows * cols, 32)), t);
     };
-    const tensor w = q4(8, 1024);
-    auto r = repacked_for_matvec(w);
-    ASSERT_EQ(r.has_value(), kernel) << kernels_best().isa;
-    if (r) {
-        EXPECT_EQ(r->type(), dtype::q4_0r);
-        EXPECT_EQ(r->bytes(), w.bytes());
-        EXPECT_EQ(to_f32(*r).f32()[777], to_f32(w).f32()[777]);
+    for (auto [plain_t, grouped_t] : {std::pair{dtype::q4_0, dtype::q4_0r}, std::pair{dtype::q8_0, dtype::q8_0r}}) {
+        const bool kernel = (plain_t == dtype::q4_0 ? kernels_best().rows_q4_0r : kernels_best().rows_q8_0r) != nullptr;
+        const tensor w = make(plain_t, 8, 1024);
+        auto r = repacked_for_matvec(w);
+        ASSERT_EQ(r.has_value(), kernel) << kernels_best().isa << " " << dtype_name(plain_t);
+        if (r) {
+            EXPECT_EQ(r->type(), grouped_t);
+            EXPECT_EQ(r->bytes(), w.bytes());
+            EXPECT_EQ(to_f32(*r).f32()[777], to_f32(w).f32()[777]);
+        }
+        EXPECT_FALSE(repacked_for_matvec(make(plain_t, 8, 96))) << "rows that are not whole 512-element stretches stay";
+        EXPECT_FALSE(repacked_for_matvec(make(plain_t, 6, 512))) << "a row count that is not a multiple of 4 stays";
     }
-    EXPECT_FALSE(repacked_for_matvec(q4(8, 96))) << "rows that are not whole 512-element stretches stay q4_0";
-    EXPECT_FALSE(repacked_for_matvec(q4(6, 512))) << "a row count that is not a multiple of 4 stays q4_0";
-    EXPECT_FALSE(repacked_for_matvec(convert(tensor::from({2, 512}, test::random_gaussian(1024, 33)), dtype::q8_0)));
+    EXPECT_FALSE(repacked_for_matvec(make(dtype::f16, 8, 512)));
 }
 
 // The dot kernels: every ISA against the double reference on dequantized weights and the true activations.
@@ -181,12 +188,15 @@ const dot_case k_dot_cases[] = {
     {"bf16 odd", dtype::bf16, 7, 31},             {"bf16 llm", dtype::bf16, 3, 4096},
     {"q4_0r one band", dtype::q4_0r, 4, 512},     {"q4_0r ffn_down", dtype::q4_0r, 12, 5632},
     {"q4_0r llm", dtype::q4_0r, 8, 2048},
+    {"q8_0r one band", dtype::q8_0r, 4, 512},     {"q8_0r ffn_down", dtype::q8_0r, 12, 5632},
+    {"q8_0r llm", dtype::q8_0r, 8, 2048},
 };
 
 TEST(kernels, every_isa_matches_the_reference) {
     for (const auto* kt : tables()) {
         for (const auto& c : k_dot_cases) {
-            if (c.type == dtype::q4_0r && !kt->rows_q4_0r) continue;  // loaders keep q4_0 for this ISA
+            // Regrouped types exist only where their kernels do: loaders keep the plain ones for this ISA.
+            if ((c.type == dtype::q4_0r && !kt->rows_q4_0r) || (c.type == dtype::q8_0r && !kt->rows_q8_0r)) continue;
             const auto wf = test::random_gaussian(c.n_rows * c.k, 21, 0.5f);
             const auto x = test::random_gaussian(c.k, 22);
             tensor w = convert(tensor::from({c.n_rows, c.k}, wf), c.type);
@@ -200,6 +210,7 @@ TEST(kernels, every_isa_matches_the_reference) {
                 case dtype::q8_0: kt->rows_q8_0(wp, w.row_bytes(), c.n_rows, xq.row(0), c.k, y.data()); break;
                 case dtype::q4_0: kt->rows_q4_0(wp, w.row_bytes(), c.n_rows, xq.row(0), c.k, y.data()); break;
                 case dtype::q4_0r: kt->rows_q4_0r(wp, w.row_bytes(), c.n_rows, xq.row(0), c.k, y.data()); break;
+                case dtype::q8_0r: kt->rows_q8_0r(wp, w.row_bytes(), c.n_rows, xq.row(0), c.k, y.data()); break;
                 case dtype::f16: kt->rows_f16(wp, w.row_bytes(), c.n_rows, x.data(), c.k, y.data()); break;
                 case dtype::bf16: kt->rows_bf16(wp, w.row_bytes(), c.n_rows, x.data(), c.k, y.data()); break;
                 case dtype::f32: break;

@@ -63,22 +63,33 @@ std::vector<float> dequantize(dtype t, const void* data, int64_t n) {
 }
 
 std::vector<float> dequantize_matrix(dtype t, const void* data, int64_t rows, int64_t cols) {
-    if (t != dtype::q4_0r) return dequantize(t, data, rows * cols);
-    // q4_0r, read from its definition: bands of 4 rows; in a band, per 512-element stretch, each row's 288
-    // bytes (16 blocks' 16 quant bytes, then their f16 scales, block 4j + k's at slot 4k + j) side by side.
+    if (t != dtype::q4_0r && t != dtype::q8_0r) return dequantize(t, data, rows * cols);
+    // Read from the definitions: bands of 4 rows; in a band, per 512-element stretch, each row's piece side
+    // by side: 16 blocks' quants, then their f16 scales, block 4j + k's at slot 4k + j. q4_0r quants: each
+    // block's 16 bytes in turn (low nibbles elements 0..15, high 16..31); q8_0r: four-block groups, each
+    // the four blocks' elements 0..15, then their elements 16..31.
+    const bool q4 = t == dtype::q4_0r;
+    const int64_t piece_bytes = q4 ? 288 : 544, quant_bytes = q4 ? 256 : 512;
     std::vector<float> out(static_cast<size_t>(rows * cols));
     auto* p = static_cast<const uint8_t*>(data);
     const int64_t stretches = cols / 512;
     for (int64_t r = 0; r < rows; ++r)
         for (int64_t b = 0; b < cols / 32; ++b) {
             const int64_t g = b / 16, i = b % 16;
-            const uint8_t* piece = p + ((r / 4) * 4 * stretches + g * 4 + r % 4) * 288;
-            const uint8_t* qs = piece + i * 16;
-            const uint8_t* sc = piece + 256 + 2 * (4 * (i % 4) + i / 4);
+            const uint8_t* piece = p + ((r / 4) * 4 * stretches + g * 4 + r % 4) * piece_bytes;
+            const uint8_t* sc = piece + quant_bytes + 2 * (4 * (i % 4) + i / 4);
             const double d = half_value(static_cast<uint16_t>(sc[0] | (sc[1] << 8)));
+            float* o = out.data() + r * cols + b * 32;
             for (int e = 0; e < 16; ++e) {
-                out[r * cols + b * 32 + e] = static_cast<float>(d * ((qs[e] & 0xf) - 8));
-                out[r * cols + b * 32 + 16 + e] = static_cast<float>(d * ((qs[e] >> 4) - 8));
+                if (q4) {
+                    const uint8_t v = piece[i * 16 + e];
+                    o[e] = static_cast<float>(d * ((v & 0xf) - 8));
+                    o[16 + e] = static_cast<float>(d * ((v >> 4) - 8));
+                } else {
+                    const uint8_t* grp = piece + (i / 4) * 128 + (i % 4) * 16;
+                    o[e] = static_cast<float>(d * static_cast<int8_t>(grp[e]));
+                    o[16 + e] = static_cast<float>(d * static_cast<int8_t>(grp[64 + e]));
+                }
             }
         }
     return out;

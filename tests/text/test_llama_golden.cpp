@@ -203,8 +203,9 @@ TEST(llama_golden, quantized_logprobs_follow_llama_server_within_the_readme_boun
                 worst_top1 = std::max(worst_top1, std::abs(lp[s["id"].get<int>()] - s["logprob"].get<float>()));
                 for (const json& t : s["top5"])
                     worst_top5 = std::max(worst_top5, std::abs(lp[t["id"].get<int>()] - t["logprob"].get<float>()));
-                if (static_cast<int>(step) < exact_until)
+                if (static_cast<int>(step) < exact_until) {
                     EXPECT_EQ(argmax(lp), gen[step]) << q << " " << c["id"] << " step " << step;
+                }
             }
             EXPECT_LE(worst_top1, 0.15f) << q << " " << c["id"];
             EXPECT_LE(worst_top5, 0.35f) << q << " " << c["id"];

@@ -61,44 +61,48 @@ TEST(text_stage, a_model_with_rope_frequency_factors_is_refused_by_name) {
     EXPECT_NE(m.error().message().find("rope_freqs.weight"), std::string::npos) << m.error().message();
 }
 
-// The stage serves q4_0 matrices regrouped (q4_0r) where the CPU has that kernel: the logits are the plain
-// model's, up to f32 summation order (the integer block sums are exact), so within 1e-4 of the largest logit.
+// The stage serves q4_0 / q8_0 matrices regrouped (q4_0r / q8_0r) where the CPU has those kernels: the logits
+// are the plain model's up to f32 summation order (the integer block sums are exact), so within 1e-4 of the
+// largest logit.
 TEST(text_stage, regrouped_weights_decode_the_plain_models_logits) {
     auto vocab = gguf_open(k_models / "stories260K-f32.gguf");
     ASSERT_TRUE(vocab);
-    const auto path = std::filesystem::temp_directory_path() / ("mm_q4_0r_" + std::to_string(::getpid()) + ".gguf");
-    ASSERT_TRUE(test::write_random_llama(path, {.n_embd = 512, .n_layer = 2, .n_head = 8, .n_head_kv = 4, .n_ff = 1024,
-                                                .weights = dtype::q4_0}, *vocab));
-    auto f = gguf_open(path);
-    ASSERT_TRUE(f);
-    auto plain = llama_load_gguf(*f);
-    std::filesystem::remove(path);  // the mapping stays
-    ASSERT_TRUE(plain) << plain.error().to_string();
-    const auto fast = llama_for_matvec(*plain);
-    const bool kernel = kernels_best().rows_q4_0r != nullptr;
-    EXPECT_EQ(fast->layers[0].w_down.type(), kernel ? dtype::q4_0r : dtype::q4_0);
-    EXPECT_EQ(fast->output.type(), kernel ? dtype::q4_0r : dtype::q4_0);
-    EXPECT_EQ(fast->tok_embd.type(), dtype::q4_0) << "embedding rows are gathered, not multiplied";
-    EXPECT_EQ(fast->weight_bytes(), (*plain)->weight_bytes());
+    for (auto [plain_t, grouped_t] : {std::pair{dtype::q4_0, dtype::q4_0r}, std::pair{dtype::q8_0, dtype::q8_0r}}) {
+        const auto path = std::filesystem::temp_directory_path() /
+                          ("mm_regrouped_" + std::to_string(::getpid()) + std::string(dtype_name(plain_t)) + ".gguf");
+        ASSERT_TRUE(test::write_random_llama(path, {.n_embd = 512, .n_layer = 2, .n_head = 8, .n_head_kv = 4,
+                                                    .n_ff = 1024, .weights = plain_t}, *vocab));
+        auto f = gguf_open(path);
+        ASSERT_TRUE(f);
+        auto plain = llama_load_gguf(*f);
+        std::filesystem::remove(path);  // the mapping stays
+        ASSERT_TRUE(plain) << plain.error().to_string();
+        const auto fast = llama_for_matvec(*plain);
+        const bool kernel = (plain_t == dtype::q4_0 ? kernels_best().rows_q4_0r : kernels_best().rows_q8_0r) != nullptr;
+        EXPECT_EQ(fast->layers[0].w_down.type(), kernel ? grouped_t : plain_t);
+        EXPECT_EQ(fast->output.type(), kernel ? grouped_t : plain_t);
+        EXPECT_EQ(fast->tok_embd.type(), plain_t) << "embedding rows are gathered, not multiplied";
+        EXPECT_EQ(fast->weight_bytes(), (*plain)->weight_bytes());
 
-    thread_pool pool(2);
-    const llama_model* models[] = {plain->get(), fast.get()};
-    std::vector<float> out[2];
-    for (int v = 0; v < 2; ++v) {
-        const llama_model& m = *models[v];
-        kv_cache cache(m.hp, 1, 16);
-        tensor logits = tensor::zeros(dtype::f32, {1, m.hp.n_vocab});
-        const std::vector<int32_t> prompt{1, 17, 300, 42};
-        const decode_seq seq{.slot = 0, .pos0 = 0, .tokens = prompt};  // prefill, then one decode step
-        ASSERT_TRUE(llama_decode(pool, m, cache, {&seq, 1}, logits));
-        const std::vector<int32_t> next{7};
-        const decode_seq step{.slot = 0, .pos0 = 4, .tokens = next};
-        ASSERT_TRUE(llama_decode(pool, m, cache, {&step, 1}, logits));
-        out[v].assign(logits.data<float>(), logits.data<float>() + m.hp.n_vocab);
+        thread_pool pool(2);
+        const llama_model* models[] = {plain->get(), fast.get()};
+        std::vector<float> out[2];
+        for (int v = 0; v < 2; ++v) {
+            const llama_model& m = *models[v];
+            kv_cache cache(m.hp, 1, 16);
+            tensor logits = tensor::zeros(dtype::f32, {1, m.hp.n_vocab});
+            const std::vector<int32_t> prompt{1, 17, 300, 42};
+            const decode_seq seq{.slot = 0, .pos0 = 0, .tokens = prompt};  // prefill, then one decode step
+            ASSERT_TRUE(llama_decode(pool, m, cache, {&seq, 1}, logits));
+            const std::vector<int32_t> next{7};
+            const decode_seq step{.slot = 0, .pos0 = 4, .tokens = next};
+            ASSERT_TRUE(llama_decode(pool, m, cache, {&step, 1}, logits));
+            out[v].assign(logits.data<float>(), logits.data<float>() + m.hp.n_vocab);
+        }
+        float scale = 0;
+        for (float l : out[0]) scale = std::max(scale, std::fabs(l));
+        for (size_t i = 0; i < out[0].size(); ++i) ASSERT_NEAR(out[1][i], out[0][i], 1e-4f * scale) << dtype_name(plain_t) << " " << i;
     }
-    float scale = 0;
-    for (float l : out[0]) scale = std::max(scale, std::fabs(l));
-    for (size_t i = 0; i < out[0].size(); ++i) ASSERT_NEAR(out[1][i], out[0][i], 1e-4f * scale) << i;
 }
 
 TEST(text_stage, a_model_over_the_memory_budget_is_refused_with_the_numbers) {

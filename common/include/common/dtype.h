@@ -8,8 +8,9 @@
 
 namespace mm {
 
-// q4_0r is q4_0 regrouped in memory for the AVX-512 matvec kernel (never in a file): see block_q4_0r.
-enum class dtype : uint8_t { f32, f16, bf16, q8_0, q4_0, q4_0r };
+// q4_0r / q8_0r are q4_0 / q8_0 regrouped in memory for the AVX-512 matvec kernels (never in a file): see
+// block_q4_0r.
+enum class dtype : uint8_t { f32, f16, bf16, q8_0, q4_0, q4_0r, q8_0r };
 
 constexpr int k_qk = 32;  // elements per q8_0 / q4_0 block
 
@@ -42,9 +43,21 @@ struct block_q4_0r {
 static_assert(sizeof(block_q4_0r) == k_q4_0r_blocks * sizeof(block_q4_0));
 constexpr int k_q4_0r_lane_block[k_q4_0r_blocks] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
 
+// q8_0r: q8_0 in q4_0r's bands and stretches. A block_q8_0r's quants go in four-block groups (blocks 4j..4j+3),
+// each group the four blocks' first 16 bytes, then their last 16, so a whole-register load holds one half of
+// four blocks, as the activations are laid out (q8_act_index).
+struct block_q8_0r {
+    int8_t qs[k_q4_0r_blocks / 4][2][4][k_qk / 2];  // [group][half][block in group][byte]
+    uint16_t d[k_q4_0r_blocks];                    // as block_q4_0r's
+};
+static_assert(sizeof(block_q8_0r) == k_q4_0r_blocks * sizeof(block_q8_0));
+
+// q4_0r / q8_0r: rows interleaved in bands, so only whole-matrix functions read them.
+inline bool dtype_is_regrouped(dtype t) { return t == dtype::q4_0r || t == dtype::q8_0r; }
+
 std::string_view dtype_name(dtype t);
 std::optional<dtype> dtype_from_name(std::string_view name);
-int dtype_block_size(dtype t);          // elements per block: 1 for plain types (q4_0r: its q4_0 blocks)
+int dtype_block_size(dtype t);          // elements per block: 1 for plain types (regrouped: the plain blocks)
 size_t dtype_block_bytes(dtype t);      // bytes per block
 bool dtype_is_quantized(dtype t);
 

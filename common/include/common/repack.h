@@ -1,6 +1,6 @@
-// Weights regrouped at load time into the layout this CPU's matvec kernels read fastest. Today that is one
-// case: q4_0 matrices of whole 512-element rows, four at a time, become q4_0r where the AVX-512 kernel for it
-// exists.
+// Weights regrouped at load time into the layout this CPU's matvec kernels read fastest: q4_0 / q8_0
+// matrices of whole 512-element rows, four at a time, become q4_0r / q8_0r where the AVX-512 kernels for
+// them exist.
 #pragma once
 
 #include <optional>
