@@ -208,6 +208,11 @@ void band(const B* w, q8_act_row x, int64_t ng, float offset, float* y) {
         const band_acts a{_mm512_permutexvar_ps(blk, _mm512_loadu_ps(x.d + b0)),
                           _mm512_permutexvar_ps(blk, _mm512_loadu_ps(x.dsum + b0))};
         const int8_t* xq = x.qs + b0 * k_qk;
+        // About 4 KB ahead: measured level with or ahead of the plain kernels from DRAM (bench_runtime), where
+        // the hardware prefetcher alone left q8_0r 10-20 % behind. Past the band's end it is only a hint.
+        constexpr int64_t stride = k_q4_0r_rows * sizeof(B), lead = (4096 + stride - 1) / stride;
+        const char* ahead = reinterpret_cast<const char*>(w + (g + lead) * k_q4_0r_rows);
+        for (size_t off = 0; off < k_q4_0r_rows * sizeof(B); off += 64) _mm_prefetch(ahead + off, _MM_HINT_T0);
 #pragma GCC unroll 4
         for (int r = 0; r < k_q4_0r_rows; ++r) acc[r] = sixteen(w[g * k_q4_0r_rows + r], xq, a, acc[r], corr[r]);
     }
