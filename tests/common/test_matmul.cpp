@@ -84,6 +84,45 @@ TEST(matmul, matvec_is_matmul_with_one_row) {
     for (int j = 0; j < 129; ++j) EXPECT_EQ(y1.data<float>()[j], y2.data<float>()[j]) << j;
 }
 
+// matmul_shared gives each weight exactly what matmul gives it alone, in one dispatch or (mixed types, f32,
+// widened tiles) one by one; weights' row counts that do not divide evenly across the pool included.
+TEST(matmul, shared_input_matmuls_equal_single_ones) {
+    const int64_t k = 512;
+    struct group { const char* name; std::vector<std::pair<dtype, int64_t>> weights; };  // type, rows
+    std::vector<group> groups = {
+        {"q8_0 q/k/v", {{dtype::q8_0, 48}, {dtype::q8_0, 16}, {dtype::q8_0, 20}}},
+        {"q4_0 gate/up", {{dtype::q4_0, 36}, {dtype::q4_0, 36}}},
+        {"f16", {{dtype::f16, 24}, {dtype::f16, 9}}},
+        {"mixed", {{dtype::q4_0, 20}, {dtype::f16, 12}, {dtype::f32, 7}}},
+    };
+    if (kernels_best().rows_q4_0r) groups.push_back({"q4_0r", {{dtype::q4_0r, 36}, {dtype::q4_0r, 8}, {dtype::q4_0r, 68}}});
+    if (kernels_best().rows_q8_0r) groups.push_back({"q8_0r", {{dtype::q8_0r, 20}, {dtype::q8_0r, 4}}});
+    for (int threads : {1, 2, 3})
+        for (const auto& g : groups)
+            for (int64_t m : {1, 3, 20})
+                for (auto mode : {ops::matmul_mode::rowwise, ops::matmul_mode::fastest}) {
+                    thread_pool pool(threads);
+                    const tensor x = tensor::from({m, k}, test::random_gaussian(m * k, 41));
+                    std::vector<tensor> ws, together, alone;
+                    std::vector<ops::matmul_out> outs;
+                    for (size_t i = 0; i < g.weights.size(); ++i) {
+                        const auto [t, n] = g.weights[i];
+                        const tensor f = tensor::from({n, k}, test::random_gaussian(n * k, 42 + static_cast<uint32_t>(i)));
+                        ws.push_back(t == dtype::f32 ? f.clone() : convert(f, t));
+                        together.push_back(tensor::zeros(dtype::f32, {m, n}));
+                        alone.push_back(tensor::zeros(dtype::f32, {m, n}));
+                    }
+                    for (size_t i = 0; i < ws.size(); ++i) outs.push_back({&ws[i], &together[i]});
+                    ops::matmul_shared(pool, x, outs, mode);
+                    for (size_t i = 0; i < ws.size(); ++i) {
+                        ops::matmul(pool, x, ws[i], alone[i], mode);
+                        const auto a = together[i].f32(), b = alone[i].f32();
+                        ASSERT_TRUE(std::equal(a.begin(), a.end(), b.begin()))
+                            << g.name << " weight " << i << " m " << m << " threads " << threads;
+                    }
+                }
+}
+
 // rowwise: each row of y is bit-for-bit what that row gives alone, for row counts on both sides of the
 // sgemm threshold, so a batched request computes exactly what it would alone.
 TEST(matmul, rowwise_rows_do_not_depend_on_their_neighbours) {

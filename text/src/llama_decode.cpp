@@ -69,9 +69,8 @@ status llama_decode(thread_pool& pool, const llama_model& m, kv_cache& cache, st
     for (int il = 0; il < h.n_layer; ++il) {
         const llama_layer& L = m.layers[static_cast<size_t>(il)];
         ops::rms_norm(pool, x, &L.attn_norm, h.rms_eps, xn);
-        ops::matmul(pool, xn, L.wq, q, k_mode);
-        ops::matmul(pool, xn, L.wk, k, k_mode);
-        ops::matmul(pool, xn, L.wv, v, k_mode);
+        const ops::matmul_out qkv[] = {{&L.wq, &q}, {&L.wk, &k}, {&L.wv, &v}};  // one dispatch for the three
+        ops::matmul_shared(pool, xn, qkv, k_mode);
         tensor q3 = q.reshape({n_tok, h.n_head, d_head});
         tensor k3 = k.reshape({n_tok, h.n_head_kv, d_head});
         ops::rope(pool, q3, positions, h.rope, q3);
@@ -96,8 +95,8 @@ status llama_decode(thread_pool& pool, const llama_model& m, kv_cache& cache, st
         ops::add(pool, x, proj, x);
 
         ops::rms_norm(pool, x, &L.ffn_norm, h.rms_eps, xn);
-        ops::matmul(pool, xn, L.w_gate, gate, k_mode);
-        ops::matmul(pool, xn, L.w_up, up, k_mode);
+        const ops::matmul_out gate_up[] = {{&L.w_gate, &gate}, {&L.w_up, &up}};
+        ops::matmul_shared(pool, xn, gate_up, k_mode);
         ops::silu(pool, gate, gate);
         ops::mul(pool, gate, up, gate);
         ops::matmul(pool, gate, L.w_down, proj, k_mode);

@@ -23,6 +23,13 @@ namespace mm::ops {
 // f32 and use sgemm for many rows. f32 weights always go to sgemm.
 enum class matmul_mode { fastest, rowwise };
 void matmul(thread_pool& pool, const tensor& x, const tensor& w, tensor& y, matmul_mode mode = matmul_mode::fastest);
+// ys[i] = x · ws[i]ᵀ for weights that share their input (a layer's q / k / v, gate / up): what matmul gives
+// for each, with x quantized once and all the weights' rows split across the pool in one dispatch.
+struct matmul_out {
+    const tensor* w;
+    tensor* y;
+};
+void matmul_shared(thread_pool& pool, const tensor& x, std::span<const matmul_out> outs, matmul_mode mode = matmul_mode::fastest);
 // y[n] = w[n, k] · x[k]: matmul with one row.
 void matvec(thread_pool& pool, const tensor& w, const tensor& x, tensor& y);
 
