@@ -62,8 +62,8 @@ void matmul_widened(thread_pool& pool, const tensor& x, const tensor& w, tensor&
         /*min_chunk=*/k_tile_rows);
 }
 
-// The dot-kernel path for weights of one type that all read x (each [n_i, k], not f32): x quantized (or rounded) once,
-// every weight's rows in one parallel_for, each thread's share a run of rows across the weights in turn.
+// The dot-kernel path for weights of one type that all read x (each [n_i, k], not f32): x quantized (or
+// rounded) once, every weight's rows in one parallel_for, each thread's share a run of rows across them.
 void matmul_kernels(thread_pool& pool, const tensor& x_in, std::span<const matmul_out> outs, matmul_mode mode) {
     const int64_t m = x_in.rows(), k = x_in.cols();
     const kernel_table& kt = kernels_best();

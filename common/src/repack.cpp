@@ -1,7 +1,6 @@
 #include "common/repack.h"
 
 #include "common/kernels.h"
-#include "common/quantize.h"
 
 namespace mm {
 
@@ -10,10 +9,7 @@ std::optional<tensor> repacked_for_matvec(const tensor& w) {
     const kernel_table& kt = kernels_best();
     const bool q4 = w.type() == dtype::q4_0 && kt.rows_q4_0r, q8 = w.type() == dtype::q8_0 && kt.rows_q8_0r;
     if (!(q4 || q8) || w.shape().n != 2 || w.cols() % stretch != 0 || w.rows() % k_q4_0r_rows != 0) return std::nullopt;
-    tensor r = tensor::zeros(q4 ? dtype::q4_0r : dtype::q8_0r, w.shape());
-    if (q4) repack_q4_0r(static_cast<const block_q4_0*>(w.raw()), static_cast<block_q4_0r*>(r.raw()), w.rows(), w.cols());
-    else repack_q8_0r(static_cast<const block_q8_0*>(w.raw()), static_cast<block_q8_0r*>(r.raw()), w.rows(), w.cols());
-    return r;
+    return regrouped_as(w, q4 ? dtype::q4_0r : dtype::q8_0r);
 }
 
 }  // namespace mm

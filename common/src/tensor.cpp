@@ -142,17 +142,22 @@ void row_from_f32(dtype t, const float* src, void* dst, int64_t n) {
     }
 }
 
+tensor regrouped_as(const tensor& from, dtype t) {
+    MM_ASSERT(dtype_is_regrouped(from.type()) != dtype_is_regrouped(t));
+    MM_ASSERT(dtype_plain(from.type()) == dtype_plain(t));
+    tensor r = tensor::zeros(t, from.shape());
+    const int64_t rows = from.rows(), cols = from.cols();
+    switch (t) {
+        case dtype::q4_0r: repack_q4_0r(static_cast<const block_q4_0*>(from.raw()), static_cast<block_q4_0r*>(r.raw()), rows, cols); break;
+        case dtype::q8_0r: repack_q8_0r(static_cast<const block_q8_0*>(from.raw()), static_cast<block_q8_0r*>(r.raw()), rows, cols); break;
+        case dtype::q4_0: unpack_q4_0r(static_cast<const block_q4_0r*>(from.raw()), static_cast<block_q4_0*>(r.raw()), rows, cols); break;
+        default: unpack_q8_0r(static_cast<const block_q8_0r*>(from.raw()), static_cast<block_q8_0*>(r.raw()), rows, cols); break;
+    }
+    return r;
+}
+
 tensor to_f32(const tensor& t) {
-    if (t.type() == dtype::q4_0r) {
-        tensor plain = tensor::zeros(dtype::q4_0, t.shape());
-        unpack_q4_0r(static_cast<const block_q4_0r*>(t.raw()), static_cast<block_q4_0*>(plain.raw()), t.rows(), t.cols());
-        return to_f32(plain);
-    }
-    if (t.type() == dtype::q8_0r) {
-        tensor plain = tensor::zeros(dtype::q8_0, t.shape());
-        unpack_q8_0r(static_cast<const block_q8_0r*>(t.raw()), static_cast<block_q8_0*>(plain.raw()), t.rows(), t.cols());
-        return to_f32(plain);
-    }
+    if (dtype_is_regrouped(t.type())) return to_f32(regrouped_as(t, dtype_plain(t.type())));
     tensor r = tensor::zeros(dtype::f32, t.shape());
     for (int64_t i = 0; i < t.rows(); ++i) row_to_f32(t.type(), t.row(i), r.data<float>() + i * t.cols(), t.cols());
     return r;
@@ -160,18 +165,7 @@ tensor to_f32(const tensor& t) {
 
 tensor convert(const tensor& src, dtype t) {
     MM_ASSERT(src.type() == dtype::f32);
-    if (t == dtype::q4_0r) {
-        const tensor plain = convert(src, dtype::q4_0);
-        tensor r = tensor::zeros(t, src.shape());
-        repack_q4_0r(static_cast<const block_q4_0*>(plain.raw()), static_cast<block_q4_0r*>(r.raw()), src.rows(), src.cols());
-        return r;
-    }
-    if (t == dtype::q8_0r) {
-        const tensor plain = convert(src, dtype::q8_0);
-        tensor r = tensor::zeros(t, src.shape());
-        repack_q8_0r(static_cast<const block_q8_0*>(plain.raw()), static_cast<block_q8_0r*>(r.raw()), src.rows(), src.cols());
-        return r;
-    }
+    if (dtype_is_regrouped(t)) return regrouped_as(convert(src, dtype_plain(t)), t);
     tensor r = tensor::zeros(t, src.shape());
     for (int64_t i = 0; i < src.rows(); ++i) row_from_f32(t, src.data<float>() + i * src.cols(), r.row(i), src.cols());
     return r;

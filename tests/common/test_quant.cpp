@@ -142,11 +142,7 @@ TEST(quant, regrouped_types_keep_every_value) {
     for (auto [plain_t, grouped_t] : {std::pair{dtype::q4_0, dtype::q4_0r}, std::pair{dtype::q8_0, dtype::q8_0r}}) {
         const tensor plain = convert(f, plain_t);
         const tensor packed = convert(f, grouped_t);
-        tensor back = tensor::zeros(plain_t, {rows, cols});
-        if (plain_t == dtype::q4_0)
-            unpack_q4_0r(static_cast<const block_q4_0r*>(packed.raw()), static_cast<block_q4_0*>(back.raw()), rows, cols);
-        else
-            unpack_q8_0r(static_cast<const block_q8_0r*>(packed.raw()), static_cast<block_q8_0*>(back.raw()), rows, cols);
+        const tensor back = regrouped_as(packed, plain_t);
         EXPECT_EQ(std::memcmp(plain.raw(), back.raw(), plain.bytes()), 0) << dtype_name(grouped_t);
         EXPECT_NE(std::memcmp(plain.raw(), packed.raw(), plain.bytes()), 0) << "regrouped means another order";
         const auto want = ref::dequantize(plain_t, plain.raw(), rows * cols);

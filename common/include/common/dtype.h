@@ -54,6 +54,8 @@ static_assert(sizeof(block_q8_0r) == k_q4_0r_blocks * sizeof(block_q8_0));
 
 // q4_0r / q8_0r: rows interleaved in bands, so only whole-matrix functions read them.
 inline bool dtype_is_regrouped(dtype t) { return t == dtype::q4_0r || t == dtype::q8_0r; }
+// The type a regrouped one regroups; any other is its own.
+inline dtype dtype_plain(dtype t) { return t == dtype::q4_0r ? dtype::q4_0 : t == dtype::q8_0r ? dtype::q8_0 : t; }
 
 std::string_view dtype_name(dtype t);
 std::optional<dtype> dtype_from_name(std::string_view name);

@@ -51,8 +51,8 @@ struct kernel_table {
     void (*rows_q4_0)(const std::byte* w, size_t row_bytes, int64_t n_rows, q8_act_row x, int64_t n, float* y);
     void (*rows_f16)(const std::byte* w, size_t row_bytes, int64_t n_rows, const float* x, int64_t n, float* y);
     void (*rows_bf16)(const std::byte* w, size_t row_bytes, int64_t n_rows, const float* x, int64_t n, float* y);
-    // q4_0 / q8_0 weights regrouped (dtype::q4_0r / q8_0r): n_rows a multiple of 4 from a band's start. Null where this ISA
-    // has no such kernel, so weights stay q4_0 there (repack.h).
+    // q4_0 / q8_0 weights regrouped (dtype::q4_0r / q8_0r): n_rows a multiple of 4 from a band's start.
+    // Null where this ISA has no such kernel, so weights stay plain there (repack.h).
     void (*rows_q4_0r)(const std::byte* w, size_t row_bytes, int64_t n_rows, q8_act_row x, int64_t n, float* y) = nullptr;
     void (*rows_q8_0r)(const std::byte* w, size_t row_bytes, int64_t n_rows, q8_act_row x, int64_t n, float* y) = nullptr;
 };

@@ -29,7 +29,8 @@ struct matmul_out {
     const tensor* w;
     tensor* y;
 };
-void matmul_shared(thread_pool& pool, const tensor& x, std::span<const matmul_out> outs, matmul_mode mode = matmul_mode::fastest);
+void matmul_shared(thread_pool& pool, const tensor& x, std::span<const matmul_out> outs,
+                   matmul_mode mode = matmul_mode::fastest);
 // y[n] = w[n, k] · x[k]: matmul with one row.
 void matvec(thread_pool& pool, const tensor& w, const tensor& x, tensor& y);
 

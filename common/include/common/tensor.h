@@ -84,6 +84,8 @@ private:
 
 // Dequantizes / widens any tensor to an owning f32 tensor of the same shape.
 tensor to_f32(const tensor& t);
+// A q4_0 / q8_0 matrix regrouped (t = q4_0r / q8_0r, see dtype.h) or the other way back: the same values.
+tensor regrouped_as(const tensor& from, dtype t);
 // Quantizes / narrows an f32 tensor to t (round to nearest; q8_0 and q4_0 as GGUF's reference quantizers).
 tensor convert(const tensor& src, dtype t);
 
