@@ -141,12 +141,14 @@ int main(int argc, char** argv) {
 
     const double ref = reference_commits_per_s(dir, 2000);
     std::printf("reference: one transaction + fsync per commit, one connection: %.0f commits/s\n\n", ref);
-    std::printf("%-11s %16s %10s %22s\n", "committers", "ledger commit/s", "vs ref", "reserve+commit req/s");
+    constexpr double k_target = 5000;  // durable commits/s with group commit (the server issue's figure)
+    std::printf("%-11s %16s %10s %22s %10s\n", "committers", "ledger commit/s", "vs ref", "reserve+commit req/s",
+                "target");
     struct config { int n_threads, per_thread; };
     for (const config c : {config{1, 2000}, config{8, 1000}, config{64, 250}}) {
         const ledger_figures f = ledger_run(dir, c.n_threads, c.per_thread);
-        std::printf("%-11d %16.0f %9.2fx %22.0f\n", c.n_threads, f.commits_per_s, f.commits_per_s / ref,
-                    f.requests_per_s);
+        std::printf("%-11d %16.0f %9.2fx %22.0f %10s\n", c.n_threads, f.commits_per_s, f.commits_per_s / ref,
+                    f.requests_per_s, c.n_threads == 64 ? (f.commits_per_s >= k_target ? ">= 5000 ok" : ">= 5000 MISSED") : "");
     }
     fs::remove_all(dir);
     return 0;
