@@ -207,6 +207,40 @@ TEST(text_engine, a_cancelled_request_stops_and_frees_its_slot) {
     EXPECT_EQ(second.ids.size(), 5u);
 }
 
+// A request cancelled while it waits for the one slot ends at once (cancelled, no tokens), not when the
+// request in the slot finishes, and its queue place frees.
+TEST(text_engine, a_request_cancelled_in_the_queue_ends_without_waiting_for_a_slot) {
+    fixture f;
+    text_engine e(f.model, f.vocab, f.pool, {.n_parallel = 1, .n_ctx = 512, .max_queue = 1});
+    outcome running, waiting;
+    generate_request long_one = greedy_request({1}, 0);  // until the context is full, unless cancelled
+    cancel_token stop_long = long_one.cancel;
+    std::promise<void> started;
+    bool once = false;
+    ASSERT_TRUE(e.submit(std::move(long_one),
+                         [&](const generated_token& t) {
+                             running.token_fn()(t);
+                             if (!once) once = true, started.set_value();
+                         },
+                         running.done_fn()));
+    started.get_future().wait();
+    generate_request queued = greedy_request({1}, 5);
+    cancel_token stop_queued = queued.cancel;
+    ASSERT_TRUE(e.submit(std::move(queued), waiting.token_fn(), waiting.done_fn()));
+    stop_queued.cancel();
+    const auto& done = waiting.wait();
+    {
+        std::lock_guard lock(running.mu);
+        EXPECT_FALSE(running.done.has_value()) << "the queued request waited for the running one to end";
+    }
+    ASSERT_TRUE(done);
+    EXPECT_EQ(done->reason, finish_reason::cancelled);
+    EXPECT_TRUE(waiting.ids.empty());
+    EXPECT_EQ(e.queued(), 0) << "its place in the queue is free";
+    stop_long.cancel();
+    ASSERT_TRUE(running.wait());
+}
+
 TEST(text_engine, limits_are_refused_at_once) {
     fixture f;
     text_engine e(f.model, f.vocab, f.pool, {.n_parallel = 1, .n_ctx = 32, .max_queue = 1});

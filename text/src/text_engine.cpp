@@ -121,6 +121,7 @@ void text_engine::loop() {
     std::vector<std::unique_ptr<sequence>> running;
     std::vector<bool> slot_used(static_cast<size_t>(p_.n_parallel), false);
     for (;;) {
+        std::vector<std::unique_ptr<sequence>> gave_up;  // cancelled while queued
         {
             std::unique_lock lock(mu_);
             cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || !running.empty(); });
@@ -131,6 +132,16 @@ void text_engine::loop() {
                 lock.unlock();
                 for (auto& s : running) s->finish(finish_reason::cancelled);
                 return;
+            }
+            // A request cancelled while it waits leaves the queue now, not when a slot frees: its place (and
+            // its budget hold, upstream) goes back at once.
+            for (auto it = queue_.begin(); it != queue_.end();) {
+                if ((*it)->req.cancel.stopped()) {
+                    gave_up.push_back(std::move(*it));
+                    it = queue_.erase(it);
+                } else {
+                    ++it;
+                }
             }
             // Requests join between steps, in arrival order, while slots are free.
             while (!queue_.empty() && static_cast<int>(running.size()) < p_.n_parallel) {
@@ -145,6 +156,7 @@ void text_engine::loop() {
         // Cancelled ones leave before the step, so a disconnect costs at most the step in flight.
         std::vector<std::unique_ptr<sequence>> still;
         std::vector<std::pair<std::unique_ptr<sequence>, finish_reason>> finished;
+        for (auto& s : gave_up) finished.emplace_back(std::move(s), finish_reason::cancelled);
         for (auto& s : running) {
             if (s->req.cancel.stopped()) {
                 slot_used[static_cast<size_t>(s->slot)] = false;
