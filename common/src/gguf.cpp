@@ -400,8 +400,10 @@ result<gguf_file> gguf_open(const std::filesystem::path& path) {
     if (!m) return m.error();
     auto mapping = std::make_shared<const mapped_file>(std::move(*m));
     const std::span<const std::byte> bytes = mapping->bytes();
+    const mapped_file* raw = mapping.get();
     auto f = gguf_parse(bytes, std::move(mapping));
     if (!f) return f.error().context(path.string());
+    f->mapping_ = raw;
     return f;
 }
 

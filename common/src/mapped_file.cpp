@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <utility>
 
@@ -42,6 +44,15 @@ result<mapped_file> mapped_file::open(const std::filesystem::path& path) {
     m.addr_ = p;
     m.size_ = static_cast<size_t>(st.st_size);
     return m;
+}
+
+void mapped_file::drop_pages(std::span<const std::byte> range) const {
+    const auto base = reinterpret_cast<uintptr_t>(addr_);
+    const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const uintptr_t from = std::max(reinterpret_cast<uintptr_t>(range.data()), base);
+    const uintptr_t to = std::min(reinterpret_cast<uintptr_t>(range.data()) + range.size(), base + size_);
+    const uintptr_t first = (from + page - 1) / page * page, last = to / page * page;  // whole pages only
+    if (addr_ && first < last) (void)::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
 mapped_file::mapped_file(mapped_file&& o) noexcept

@@ -1,7 +1,7 @@
 // GGUF reader: the shared model files against an independent listing, the typed metadata getters, and bad
 // files (synthetic ones built here, and truncations of a real one) that must fail with the right error.
 #include <gtest/gtest.h>
-
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -720,6 +720,48 @@ public:
 private:
     fs::path path_;
 };
+
+// This process's resident kB of the mapping that starts at `p`, from /proc/self/smaps.
+int64_t mapping_rss_kb(const void* p) {
+    std::ifstream smaps("/proc/self/smaps");
+    std::string line;
+    bool in_it = false;
+    const auto addr = reinterpret_cast<uintptr_t>(p);
+    while (std::getline(smaps, line)) {
+        uintptr_t lo = 0, hi = 0;
+        if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find(':') > line.find(' ')) {
+            in_it = lo <= addr && addr < hi;
+        } else if (in_it && line.rfind("Rss:", 0) == 0) {
+            return std::stoll(line.substr(4));
+        }
+    }
+    return -1;
+}
+
+// Dropped pages leave the process (the mapping's Rss falls by them) and read back the same from the file;
+// only whole pages inside the mapping are dropped.
+TEST(mapped_file, dropped_pages_leave_and_read_back_the_same) {
+    temp_dir tmp;
+    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    const size_t n = page * 8;
+    std::vector<char> data(n);
+    for (size_t i = 0; i < n; ++i) data[i] = static_cast<char>(i * 7 + 3);
+    const fs::path path = tmp.path() / "pages.bin";
+    std::ofstream(path, std::ios::binary).write(data.data(), static_cast<std::streamsize>(n));
+    auto m = mapped_file::open(path);
+    ASSERT_TRUE(m);
+    int64_t sum = 0;
+    for (size_t i = 0; i < n; i += page) sum += static_cast<int64_t>(m->bytes()[i]);  // page all 8 in
+    const int64_t before = mapping_rss_kb(m->bytes().data());
+    ASSERT_EQ(before, static_cast<int64_t>(n / 1024)) << sum;
+    // Pages 2..5 whole, plus half of page 1 and of page 6 (kept: their other halves may be in use).
+    m->drop_pages(m->bytes().subspan(page * 3 / 2, page * 5));
+    EXPECT_EQ(mapping_rss_kb(m->bytes().data()), before - static_cast<int64_t>(4 * page / 1024));
+    EXPECT_EQ(std::memcmp(m->bytes().data(), data.data(), n), 0) << "the file's bytes come back";
+    std::vector<std::byte> elsewhere(16);
+    m->drop_pages(elsewhere);  // outside the mapping: nothing happens
+    EXPECT_EQ(mapping_rss_kb(m->bytes().data()), before) << "all read back in by the memcmp";
+}
 
 TEST(mapped_file, maps_files_and_reports_os_errors) {
     temp_dir tmp;

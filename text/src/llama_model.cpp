@@ -69,7 +69,7 @@ size_t llama_model::weight_bytes() const {
 }
 
 std::shared_ptr<const llama_model> llama_for_matvec(std::shared_ptr<const llama_model> m,
-                                                   const std::function<void(size_t)>& on_bytes) {
+                                                   const std::function<void(const tensor&)>& on_replaced) {
     auto out = std::make_shared<llama_model>();
     out->hp = m->hp;
     out->name = m->name;
@@ -77,7 +77,8 @@ std::shared_ptr<const llama_model> llama_for_matvec(std::shared_ptr<const llama_
     auto fast = [&](const tensor& t) {
         auto r = repacked_for_matvec(t);
         if (!r) return same(t);
-        if (on_bytes) on_bytes(t.bytes());
+        // A tied classifier's bytes are the embedding's too, which stays in use.
+        if (on_replaced && t.raw() != m->tok_embd.raw()) on_replaced(t);
         return std::move(*r);
     };
     out->tok_embd = same(m->tok_embd);  // rows are gathered, never multiplied

@@ -7,6 +7,7 @@
 
 #include "common/gguf.h"
 #include "common/log.h"
+#include "common/mapped_file.h"
 #include "text/kv_cache.h"
 #include "text/llama_model.h"
 #include "text/text_engine.h"
@@ -110,9 +111,12 @@ result<std::unique_ptr<text_stage>> text_stage::load(const text_stage_params& p,
         done += static_cast<int64_t>(t->bytes());
         if (progress) progress(done, total);
     }
-    // Regrouped copies where this CPU's kernels read another layout faster (q4_0 under AVX-512): the mapped
-    // pages they came from are not read again, so the kernel may drop them under memory pressure.
-    in->model = llama_for_matvec(in->model);
+    // Regrouped copies where this CPU's kernels read another layout faster (q4_0 / q8_0 under AVX-512); the
+    // mapped pages they came from are not read again, so they leave the process at once.
+    in->model = llama_for_matvec(in->model, [&](const tensor& replaced) {
+        if (in->file && in->file->mapping())
+            in->file->mapping()->drop_pages({static_cast<const std::byte*>(replaced.raw()), replaced.bytes()});
+    });
     log_info("text_model_loaded", {{"model", p.id}, {"name", m.name}, {"layers", m.hp.n_layer}, {"n_embd", m.hp.n_embd},
                                    {"n_vocab", m.hp.n_vocab}, {"weights_bytes", total}, {"n_ctx", in->n_ctx},
                                    {"n_parallel", p.n_parallel},

@@ -22,6 +22,8 @@
 
 namespace mm {
 
+class mapped_file;
+
 // Metadata value types, numbered as in the file.
 enum class gguf_type : uint32_t {
     u8 = 0, i8 = 1, u16 = 2, i16 = 3, u32 = 4, i32 = 5, f32 = 6, boolean = 7,
@@ -97,10 +99,13 @@ public:
 
     // Owner of the bytes (the file mapping for gguf_open; the caller's owner for gguf_parse).
     const std::shared_ptr<const void>& keep_alive() const { return keep_alive_; }
+    // The file mapping when gguf_open made this; null for gguf_parse's caller-owned bytes.
+    const mapped_file* mapping() const { return mapping_; }
 
 private:
     gguf_file() = default;
     friend result<gguf_file> gguf_parse(std::span<const std::byte>, std::shared_ptr<const void>);
+    friend result<gguf_file> gguf_open(const std::filesystem::path& path);
 
     uint32_t version_ = 0;
     uint32_t alignment_ = 32;
@@ -110,6 +115,7 @@ private:
     std::map<std::string, size_t, std::less<>> kv_index_;
     std::map<std::string, size_t, std::less<>> tensor_index_;
     std::shared_ptr<const void> keep_alive_;
+    const mapped_file* mapping_ = nullptr;  // owned through keep_alive_
 };
 
 // Maps the file and parses it; the mapping lives as long as the gguf_file (or its keep_alive()).

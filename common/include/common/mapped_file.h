@@ -25,6 +25,11 @@ public:
     std::span<const std::byte> bytes() const { return {static_cast<const std::byte*>(addr_), size_}; }
     size_t size() const { return size_; }
 
+    // Tells the kernel that the whole pages inside `range` will not be read again, so it drops them from
+    // this process now (they are clean: a later read pages them back in from the file). Bytes outside the
+    // mapping are ignored.
+    void drop_pages(std::span<const std::byte> range) const;
+
 private:
     void reset() noexcept;
 

@@ -58,10 +58,10 @@ public:
 result<std::shared_ptr<const llama_model>> llama_load_gguf(const gguf_file& file);
 
 // The same model with its matrices in the layout this CPU multiplies fastest (common/repack.h): regrouped
-// copies where that pays, views of m's tensors elsewhere; the result keeps m alive. Reads each regrouped
-// matrix once, calling on_bytes after each with the bytes it covered.
+// copies where that pays, views of m's tensors elsewhere; the result keeps m alive. on_replaced is called
+// with each of m's tensors once its copy is made (m's own bytes are not read again).
 std::shared_ptr<const llama_model> llama_for_matvec(std::shared_ptr<const llama_model> m,
-                                                   const std::function<void(size_t)>& on_bytes = {});
+                                                   const std::function<void(const tensor&)>& on_replaced = {});
 
 // Loads a llama2.c checkpoint: a 7 x int32 header (dim, hidden_dim, n_layers, n_heads, n_kv_heads,
 // vocab_size, seq_len; a negative vocab_size means an untied classifier follows), then f32 weights.
