@@ -22,6 +22,7 @@ const char* errc_name(errc c) {
         case errc::budget_exhausted: return "budget_exhausted";
         case errc::idempotency_running: return "idempotency_running";
         case errc::idempotency_mismatch: return "idempotency_mismatch";
+        case errc::idempotency_unreplayable: return "idempotency_unreplayable";
         case errc::overloaded: return "overloaded";
         case errc::queue_full: return "queue_full";
         case errc::context_length_exceeded: return "context_length_exceeded";

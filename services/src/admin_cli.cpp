@@ -1,5 +1,6 @@
 #include "admin_cli.h"
 
+#include <cctype>
 #include <cstdio>
 
 #include <boost/beast/http/verb.hpp>
@@ -20,6 +21,8 @@ const char* k_help =
     "  mmserve keys create --user U [--budget MICROS] [--period month|day|none] [--rpm N] [--max-concurrent N]\n"
     "  mmserve keys list\n"
     "  mmserve keys revoke KEY_ID\n"
+    "  mmserve users get USER\n"
+    "  mmserve users set USER [--budget MICROS|none] [--period month|day|none]   (all of the user's keys together)\n"
     "  mmserve usage [--group-by key|endpoint|day|outcome] [--start UNIX_SECS] [--end UNIX_SECS] [--key KEY_ID]\n"
     "\n"
     "common options:\n"
@@ -57,6 +60,36 @@ std::optional<std::string> flag(const parsed& p, std::string_view name) {
     for (const auto& [n, v] : p.flags)
         if (n == name) return v;
     return std::nullopt;
+}
+
+// Sets body[field] from an integer flag; false (after saying why) when it is not one.
+bool integer_flag(const parsed& p, const char* name, const char* field, json& body) {
+    auto v = flag(p, name);
+    if (!v) return true;
+    try {
+        size_t used = 0;
+        body[field] = std::stoll(*v, &used);
+        if (used != v->size()) throw std::invalid_argument(*v);
+        return true;
+    } catch (const std::exception&) {
+        std::fprintf(stderr, "mmserve: %s: expected an integer, got '%s'\n", name, v->c_str());
+        return false;
+    }
+}
+
+// A path segment: every byte outside the unreserved set percent-escaped.
+std::string path_escape(std::string_view s) {
+    std::string out;
+    for (unsigned char c : s) {
+        if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+            out += static_cast<char>(c);
+        } else {
+            char esc[4];
+            std::snprintf(esc, sizeof esc, "%%%02X", c);
+            out += esc;
+        }
+    }
+    return out;
 }
 
 // One request to the server; prints its JSON answer (pretty) on stdout, or its error on stderr.
@@ -122,8 +155,26 @@ int admin_cli(std::string_view command, const std::vector<std::string_view>& arg
             if (auto v = flag(p, f)) target += std::string("&") + q + "=" + *v;
         return call(url, key, http::verb::get, target, "");
     }
-    // keys
     const std::string_view sub = p.positional.empty() ? "" : p.positional[0];
+    if (command == "users") {
+        if (p.positional.size() != 2) {
+            std::fprintf(stderr, "mmserve: expected 'users get USER' or 'users set USER ...'\n\n%s", k_help);
+            return k_usage_error;
+        }
+        const std::string target = "/v1/admin/users/" + path_escape(p.positional[1]);
+        if (sub == "get" && known({})) return call(url, key, http::verb::get, target, "");
+        if (sub == "set" && known({"--budget", "--period"})) {
+            json body = json::object();
+            if (flag(p, "--budget") == "none") body["budget"] = nullptr;
+            else if (!integer_flag(p, "--budget", "budget", body)) return k_usage_error;
+            if (auto v = flag(p, "--period")) body["period"] = *v;
+            return call(url, key, http::verb::put, target, body.dump());
+        }
+        if (sub != "get" && sub != "set")
+            std::fprintf(stderr, "mmserve: expected 'users get USER' or 'users set USER ...'\n\n%s", k_help);
+        return k_usage_error;
+    }
+    // keys
     if (sub == "list" && p.positional.size() == 1 && known({})) return call(url, key, http::verb::get, "/v1/admin/keys", "");
     if (sub == "revoke" && p.positional.size() == 2 && known({}))
         return call(url, key, http::verb::delete_, "/v1/admin/keys/" + std::string(p.positional[1]), "");
@@ -131,21 +182,12 @@ int admin_cli(std::string_view command, const std::vector<std::string_view>& arg
         json body = json::object();
         for (auto [f, field] : {std::pair{"--budget", "budget"}, std::pair{"--rpm", "rpm"},
                                 std::pair{"--max-concurrent", "max_concurrent"}})
-            if (auto v = flag(p, f)) {
-                try {
-                    size_t used = 0;
-                    body[field] = std::stoll(*v, &used);
-                    if (used != v->size()) throw std::invalid_argument(*v);
-                } catch (const std::exception&) {
-                    std::fprintf(stderr, "mmserve: %s: expected an integer, got '%s'\n", f, v->c_str());
-                    return k_usage_error;
-                }
-            }
+            if (!integer_flag(p, f, field, body)) return k_usage_error;
         if (auto v = flag(p, "--user")) body["user"] = *v;
         if (auto v = flag(p, "--period")) body["period"] = *v;
         return call(url, key, http::verb::post, "/v1/admin/keys", body.dump());
     }
-    std::fprintf(stderr, "mmserve: expected 'keys create|list|revoke' or 'usage'\n\n%s", k_help);
+    std::fprintf(stderr, "mmserve: expected 'keys create|list|revoke', 'users get|set' or 'usage'\n\n%s", k_help);
     return k_usage_error;
 }
 

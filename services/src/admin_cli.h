@@ -1,4 +1,4 @@
-// `mmserve keys ...` and `mmserve usage`: the admin API from the command line, over HTTP to a running
+// `mmserve keys ...`, `mmserve users ...` and `mmserve usage`: the admin API from the command line, over HTTP to a running
 // server (the ledger belongs to that server's process; a second process must not open it).
 #pragma once
 

@@ -23,6 +23,7 @@ constexpr http_error_row k_rows[] = {  // errc                    HTTP  type / c
     {errc::idempotency_running,  {409, "invalid_request_error", "idempotency_key_in_use"}},
     {errc::resource_exhausted,   {413, "invalid_request_error", "request_too_large"}},
     {errc::idempotency_mismatch, {422, "invalid_request_error", "idempotency_key_reused"}},
+    {errc::idempotency_unreplayable, {409, "invalid_request_error", "idempotency_answer_not_kept"}},
     {errc::rate_limited,         {429, "requests",              "rate_limit_exceeded"}},
     {errc::budget_exhausted,     {429, "insufficient_quota",    "insufficient_quota"}},
     {errc::queue_full,           {429, "requests",              "queue_full"}},  // at once, with Retry-After

@@ -134,7 +134,8 @@ struct usage_row {
     std::map<std::string, int64_t> outcomes;  // outcome name -> count; open reservations count as "pending"
 };
 
-// A response kept for idempotent replay or the response cache.
+// A response kept for idempotent replay or the response cache. http_status 0 in an idempotency record:
+// the request was answered and billed, its answer not kept (over the meter's size limit).
 struct stored_response {
     int http_status = 200;
     std::string content_type;
@@ -156,6 +157,7 @@ enum class idem_verdict {
     replay,     // done before with the same body: answer with the stored response, bill nothing
     in_flight,  // the first attempt is still running: 409
     mismatch,   // the key was used with another body: 422
+    not_kept,   // done and billed, but the answer was too large to keep: 409, never run (or billed) again
 };
 struct idem_begin_result {
     idem_verdict verdict = idem_verdict::run;

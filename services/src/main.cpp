@@ -89,6 +89,7 @@ void print_usage(std::FILE* out) {
                  "commands:\n"
                  "  serve    run the OpenAI-compatible HTTP server\n"
                  "  keys     create, list or revoke API keys on a running server (admin key)\n"
+                 "  users    show or set a user's budget, shared by all its keys (admin key)\n"
                  "  usage    requests and charges from a running server (admin key)\n\n"
                  "run 'mmserve serve --help' for the server's options.\n");
 }
@@ -247,7 +248,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (args[0] == "serve") return serve({args.begin() + 1, args.end()});
-    if (args[0] == "keys" || args[0] == "usage") {
+    if (args[0] == "keys" || args[0] == "users" || args[0] == "usage") {
         const char* env_admin = std::getenv("MMSERVE_ADMIN_KEY");
         return mm::services::admin_cli(args[0], {args.begin() + 1, args.end()},
                                        env_admin ? std::optional<std::string>(env_admin) : std::nullopt);

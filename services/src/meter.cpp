@@ -15,7 +15,8 @@ namespace {
 namespace http = boost::beast::http;
 using header_list = std::vector<std::pair<std::string, std::string>>;
 
-// Largest answer kept for idempotent replay; a bigger one is still answered, just not replayable.
+// Largest answer kept for idempotent replay and the cache. A bigger one is still answered; its idempotency
+// record is kept without it, so a retry is refused (409) rather than run and billed again.
 constexpr size_t k_max_stored_response = 4 << 20;
 
 std::string_view bearer_token(const http_request& req) {
@@ -35,6 +36,10 @@ header_list rate_headers(const rate_decision& d) {
         h.emplace_back("x-ratelimit-limit-requests", std::to_string(d.limit));
         h.emplace_back("x-ratelimit-remaining-requests", std::to_string(d.remaining));
         h.emplace_back("x-ratelimit-reset-requests", rate_reset_text(d.reset_ms));
+    }
+    if (d.concurrent_limit > 0) {  // OpenAI has no header for requests in flight; these follow its naming
+        h.emplace_back("x-ratelimit-limit-concurrent", std::to_string(d.concurrent_limit));
+        h.emplace_back("x-ratelimit-remaining-concurrent", std::to_string(d.concurrent_remaining));
     }
     return h;
 }
@@ -95,16 +100,14 @@ public:
         inner_->stream_begin(std::move(head));
     }
     void stream_write(std::string chunk) override {
-        if (keeps_answer() && streamed_.size() + chunk.size() <= k_max_stored_response) streamed_ += chunk;
-        else streamed_too_big_ |= keeps_answer();
+        keep_streamed(chunk);
         inner_->stream_write(std::move(chunk));
     }
     void stream_end(std::string last_chunk) override {
         if (done_.exchange(true)) return;
         if (inner_->cancel().stopped())
             return void_then(charge_outcome::cancelled, [self = shared_from_this()] { self->inner_->stream_end({}); });
-        if (keeps_answer() && streamed_.size() + last_chunk.size() <= k_max_stored_response) streamed_ += last_chunk;
-        else streamed_too_big_ |= keeps_answer();
+        keep_streamed(last_chunk);
         // The head is out, so a failed commit cannot change the status: the stream ends unbilled, logged.
         commit_then({.http_status = static_cast<int>(head_status_), .content_type = head_type_, .body = streamed_},
                     [self = shared_from_this(), last = std::move(last_chunk)](bool) mutable {
@@ -122,11 +125,25 @@ public:
 private:
     bool keeps_answer() const { return !s_.idem_key.empty() || s_.cache_key.has_value(); }
 
+    // Keeps a streamed chunk for replay while the whole answer stays within the limit.
+    void keep_streamed(const std::string& chunk) {
+        if (!keeps_answer() || streamed_too_big_) return;
+        if (streamed_.size() + chunk.size() <= k_max_stored_response) {
+            streamed_ += chunk;
+        } else {
+            streamed_too_big_ = true;
+            streamed_.clear();
+            streamed_.shrink_to_fit();
+        }
+    }
+
     // Commits (with the idempotency record's answer in the same transaction), then calls then(billed).
     void commit_then(stored_response answer, std::function<void(bool)> then) {
         const bool keep = !streamed_too_big_ && answer.body.size() <= k_max_stored_response;
         std::optional<idem_store> idem;
-        if (!s_.idem_key.empty() && keep) idem = idem_store{s_.key_id, s_.idem_key, answer};
+        if (!s_.idem_key.empty())
+            idem = idem_store{s_.key_id, s_.idem_key,
+                              keep ? answer : stored_response{.http_status = 0, .content_type = {}, .body = {}}};
         s_.book->commit_async(
             s_.request_id, s_.outcome, std::move(idem),
             [self = shared_from_this(), keep, answer = std::move(answer), then = std::move(then)](status c) mutable {
@@ -134,7 +151,7 @@ private:
                 const bool billed = c.ok();
                 if (!billed) log_error("charge_commit_failed", {{"req", self->s_.request_id}, {"error", c.to_string()}});
                 if (billed && keep && self->s_.cache_key) self->s_.book->cache_put(*self->s_.cache_key, std::move(answer));
-                if (!self->s_.idem_key.empty() && (!billed || !keep)) {
+                if (!self->s_.idem_key.empty() && !billed) {
                     self->s_.post([self, billed, then = std::move(then)] {
                         self->finish(billed, /*abandon_idem=*/true);
                         then(billed);
@@ -268,6 +285,12 @@ void meter::admit(std::string endpoint, async_route_handler run, const cache_key
             case idem_verdict::in_flight:
                 return out->reply(error_reply(
                     status(errc::idempotency_running, "A request with this Idempotency-Key is still running."), headers));
+            case idem_verdict::not_kept:
+                return out->reply(error_reply(
+                    status(errc::idempotency_unreplayable,
+                           "The request with this Idempotency-Key succeeded and was billed, but its answer was too "
+                           "large to keep for replay (over " + std::to_string(k_max_stored_response >> 20) + " MiB)."),
+                    headers));
             case idem_verdict::mismatch:
                 return out->reply(error_reply(
                     status(errc::idempotency_mismatch,

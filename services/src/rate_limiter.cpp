@@ -18,6 +18,7 @@ rate_decision rate_limiter::acquire(const std::string& key, const rate_limits& l
 
     rate_decision d;
     d.limit = limits.rpm;
+    d.concurrent_limit = limits.max_concurrent;
     const auto used = static_cast<int64_t>(st.starts.size());
     const int64_t until_slot = st.starts.empty() ? 0 : st.starts.front() + k_window_ms - now_ms;
     if (limits.rpm > 0 && used >= limits.rpm) {
@@ -37,6 +38,7 @@ rate_decision rate_limiter::acquire(const std::string& key, const rate_limits& l
     }
     st.starts.push_back(now_ms);
     ++st.in_flight;
+    d.concurrent_remaining = limits.max_concurrent > 0 ? limits.max_concurrent - st.in_flight : 0;
     d.remaining = limits.rpm > 0 ? limits.rpm - used - 1 : 0;
     d.reset_ms = st.starts.front() + k_window_ms - now_ms;
     return d;

@@ -41,6 +41,7 @@ result<idem_begin_result> sqlite_ledger::idem_begin(std::string_view key_id, std
             if (*row && q.int_at(5) > expired_at) {
                 if (q.text_at(0) != body_hash) return verdict_only(idem_verdict::mismatch);
                 if (q.text_at(1) == "running") return verdict_only(idem_verdict::in_flight);
+                if (q.int_at(2) == 0) return verdict_only(idem_verdict::not_kept);
                 return idem_begin_result{.verdict = idem_verdict::replay,
                                          .response = {.http_status = static_cast<int>(q.int_at(2)),
                                                       .content_type = q.text_at(3),

@@ -44,6 +44,7 @@ constexpr error_case k_cases[] = {
     {errc::request_timeout,      408, "invalid_request_error", "request_timeout"},
     {errc::idempotency_running,  409, "invalid_request_error", "idempotency_key_in_use"},
     {errc::idempotency_mismatch, 422, "invalid_request_error", "idempotency_key_reused"},
+    {errc::idempotency_unreplayable, 409, "invalid_request_error", "idempotency_answer_not_kept"},
     {errc::overloaded,           503, "server_error",          "overloaded"},
     {errc::internal,             500, "server_error",          nullptr},
 };

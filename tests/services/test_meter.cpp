@@ -307,6 +307,30 @@ TEST(meter, rate_limited_requests_are_refused_with_headers_and_not_billed) {
     EXPECT_TRUE(seen) << usage.dump();
 }
 
+TEST(meter, a_request_over_max_concurrent_is_refused_with_headers_and_not_billed) {
+    fixture f;
+    const std::string key = f.new_key({{"max_concurrent", 1}});
+    auto held = std::async(std::launch::async, [&] { return f.call("POST", "/v1/test/run", key, R"({"action":"hold"})"); });
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (f.stage.holding() == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    auto refused = f.call("POST", "/v1/test/run", key, "{}");
+    EXPECT_EQ(refused.status, 429u);
+    EXPECT_EQ(refused.body["error"]["code"], "rate_limit_exceeded");
+    EXPECT_NE(refused.body["error"]["message"].get<std::string>().find("max_concurrent 1"), std::string::npos);
+    EXPECT_EQ(refused.raw.at(http::field::retry_after), "1");
+    EXPECT_EQ(refused.raw.at("x-ratelimit-limit-concurrent"), "1");
+    EXPECT_EQ(refused.raw.at("x-ratelimit-remaining-concurrent"), "0");
+    EXPECT_EQ(refused.raw.count("x-ratelimit-limit-requests"), 0u) << "no per-minute limit is set";
+    f.stage.release();
+    auto first = held.get();
+    EXPECT_EQ(first.status, 200u);
+    EXPECT_EQ(first.raw.at("x-ratelimit-remaining-concurrent"), "0");
+    auto after = f.call("POST", "/v1/test/run", key, "{}");
+    EXPECT_EQ(after.status, 200u) << "the slot frees when the held request ends";
+    EXPECT_EQ(f.spent(key), 2 * k_price);
+    EXPECT_EQ(f.stage.ran(), 2);
+}
+
 TEST(meter, an_idempotent_retry_is_replayed_and_billed_once) {
     fixture f;
     const std::string key = f.new_key();
@@ -322,6 +346,28 @@ TEST(meter, an_idempotent_retry_is_replayed_and_billed_once) {
     auto other_body = f.call("POST", "/v1/test/run", key, R"({"n":2})", idem);
     EXPECT_EQ(other_body.status, 422u);
     EXPECT_EQ(other_body.body["error"]["code"], "idempotency_key_reused");
+}
+
+TEST(meter, an_idempotent_answer_too_large_to_keep_is_refused_on_retry_not_billed_again) {
+    fixture f;
+    const std::string key = f.new_key();
+    const std::string idem = "Idempotency-Key: big-answer\r\n";
+    const std::string big = R"({"action":"stream","chunks":5,"pad":1048576})";  // 5 MiB, over the 4 MiB kept
+    auto first = f.call("POST", "/v1/test/run", key, big, idem);
+    EXPECT_EQ(first.status, 200u);
+    EXPECT_GT(first.raw.body().size(), size_t{5} << 20);
+    auto again = f.call("POST", "/v1/test/run", key, big, idem);
+    EXPECT_EQ(again.status, 409u);
+    EXPECT_EQ(again.body["error"]["code"], "idempotency_answer_not_kept") << again.body.dump();
+    EXPECT_EQ(f.stage.ran(), 1);
+    EXPECT_EQ(f.spent(key), k_price);
+    // A small answer under another key is still kept and replayed.
+    const std::string small = R"({"action":"stream","chunks":2})";
+    auto kept = f.call("POST", "/v1/test/run", key, small, "Idempotency-Key: small-answer\r\n");
+    auto replay = f.call("POST", "/v1/test/run", key, small, "Idempotency-Key: small-answer\r\n");
+    EXPECT_EQ(replay.status, 200u);
+    EXPECT_EQ(replay.raw.body(), kept.raw.body());
+    EXPECT_EQ(f.spent(key), 2 * k_price);
 }
 
 TEST(meter, eight_concurrent_duplicates_run_once) {
@@ -479,6 +525,33 @@ TEST(admin_cli, creates_lists_and_revokes_keys_on_a_running_server) {
     EXPECT_EQ(run_cli("keys create --user x --budget lots" + common).first, 2);
     EXPECT_EQ(run_cli("keys revoke key_nope" + common).first, 1);
     EXPECT_EQ(run_cli("keys list --url http://127.0.0.1:" + std::to_string(f.srv->port()) + " --admin-key wrong-key-000000").first, 1);
+}
+
+TEST(admin_cli, sets_and_shows_a_users_budget) {
+    fixture f;
+    const std::string common = " --url http://127.0.0.1:" + std::to_string(f.srv->port()) + " --admin-key " + k_admin;
+    const std::string key = f.new_key({{"user", "dana smith"}});  // a space: the path segment is escaped
+    auto [src, set] = run_cli("users set 'dana smith' --budget 1500 --period day" + common);
+    ASSERT_EQ(src, 0) << set;
+    EXPECT_EQ(json::parse(set)["budget"], 1500);
+    EXPECT_EQ(f.call("POST", "/v1/test/run", key, "{}").status, 200u);
+    EXPECT_EQ(f.call("POST", "/v1/test/run", key, "{}").body["error"]["code"], "insufficient_quota")
+        << "the user's budget covers one request";
+    auto [grc, got] = run_cli("users get 'dana smith'" + common);
+    ASSERT_EQ(grc, 0) << got;
+    const json shown = json::parse(got);
+    EXPECT_EQ(shown["user"], "dana smith");
+    EXPECT_EQ(shown["spent"], k_price);
+    EXPECT_EQ(shown["period"], "day");
+    EXPECT_EQ(shown["keys"].size(), 1u);
+    auto [nrc, lifted] = run_cli("users set 'dana smith' --budget none" + common);
+    ASSERT_EQ(nrc, 0) << lifted;
+    EXPECT_EQ(f.call("POST", "/v1/test/run", key, "{}").status, 200u) << "no user budget any more";
+
+    EXPECT_EQ(run_cli("users set 'dana smith' --budget much" + common).first, 2);
+    EXPECT_EQ(run_cli("users set 'dana smith' --colour red" + common).first, 2);
+    EXPECT_EQ(run_cli("users get nobody-here" + common).first, 1) << "unknown user: the server's 404";
+    EXPECT_EQ(run_cli("users frob 'dana smith'" + common).first, 2);
 }
 
 }  // namespace

@@ -40,11 +40,16 @@ TEST(rate_limiter, sliding_minute_admits_rpm_then_refuses_until_the_oldest_leave
 TEST(rate_limiter, concurrency_limit_counts_requests_in_flight) {
     rate_limiter rl;
     const rate_limits lim{.max_concurrent = 2};
-    EXPECT_TRUE(rl.acquire("k", lim, 0).allowed);
-    EXPECT_TRUE(rl.acquire("k", lim, 0).allowed);
+    const auto first = rl.acquire("k", lim, 0);
+    EXPECT_TRUE(first.allowed);
+    EXPECT_EQ(first.concurrent_limit, 2);
+    EXPECT_EQ(first.concurrent_remaining, 1);
+    EXPECT_EQ(rl.acquire("k", lim, 0).concurrent_remaining, 0);
     const auto refused = rl.acquire("k", lim, 0);
     EXPECT_FALSE(refused.allowed);
     EXPECT_TRUE(refused.by_concurrency);
+    EXPECT_EQ(refused.concurrent_limit, 2);
+    EXPECT_EQ(refused.concurrent_remaining, 0);
     EXPECT_EQ(refused.retry_after_s, 1);
     EXPECT_TRUE(rl.acquire("other", lim, 0).allowed) << "keys are independent";
     rl.release("k");

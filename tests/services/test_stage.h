@@ -25,7 +25,8 @@ public:
         for (auto& t : threads_) t.join();
     }
 
-    // Body: {"action": "ok" | "fail" | "stream" | "hold" | "work", "chunks": n, "ms": n, "then_fail": bool}.
+    // Body: {"action": "ok" | "fail" | "stream" | "hold" | "work", "chunks": n, "pad": bytes, "ms": n,
+    // "then_fail": bool}. A stream's chunks carry pad filler bytes each (for answers of a given size).
     // A stream with then_fail ends as failed after its chunks. "hold" waits until
     // release() or its cancel token, then answers ok (released) or cancelled; "work" takes ms milliseconds,
     // as a stage step would, and stops early on a cancel.
@@ -50,7 +51,8 @@ private:
         if (action == "stream") {
             out.stream_begin({.content_type = "text/event-stream"});
             const int n = body.value("chunks", 3);
-            for (int i = 0; i < n; ++i) out.stream_write("data: " + std::to_string(i) + "\n\n");
+            const std::string pad(body.value("pad", size_t{0}), 'x');
+            for (int i = 0; i < n; ++i) out.stream_write("data: " + std::to_string(i) + pad + "\n\n");
             if (body.value("then_fail", false)) {
                 out.stream_write("data: {\"error\": {\"message\": \"the stage failed on command\"}}\n\n");
                 return out.stream_fail(status(errc::internal, "the stage failed on command"));

@@ -29,6 +29,7 @@ enum class errc {
     budget_exhausted,
     idempotency_running,
     idempotency_mismatch,
+    idempotency_unreplayable,  // done and billed, but its answer was too large to keep for replay
     overloaded,           // the server is at a capacity limit (connections)
     queue_full,           // a stage's bounded queue is full: retry shortly
     context_length_exceeded,  // a prompt (plus what it asks to generate) does not fit the model's context

@@ -24,6 +24,8 @@ struct rate_decision {
     int64_t remaining = 0;        // x-ratelimit-remaining-requests, after this request
     int64_t reset_ms = 0;         // x-ratelimit-reset-requests: until a minute slot frees
     int64_t retry_after_s = 0;    // Retry-After on a rejection, whole seconds, at least 1
+    int64_t concurrent_limit = 0;      // x-ratelimit-limit-concurrent (max_concurrent; 0 when unlimited)
+    int64_t concurrent_remaining = 0;  // x-ratelimit-remaining-concurrent, after this request
 };
 
 // "1s", "6m0s", "250ms": the duration format of OpenAI's x-ratelimit-reset-* headers.
