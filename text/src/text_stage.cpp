@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <unordered_set>
 
 #include "common/gguf.h"
 #include "common/log.h"
@@ -105,18 +106,25 @@ result<std::unique_ptr<text_stage>> text_stage::load(const text_stage_params& p,
                           std::to_string(p.n_parallel) + " x " + std::to_string(in->n_ctx) + " positions), more than the " +
                           std::to_string(p.memory_budget >> 20) + " MiB left in limits.memory_bytes; lower n_ctx or n_parallel");
 
-    // Page the weights in, with progress.
-    for (const tensor* t : all) {
-        sink += touch(*t);
-        done += static_cast<int64_t>(t->bytes());
+    // Regrouped copies where this CPU's kernels read another layout faster (q4_0 / q8_0 under AVX-512). Making
+    // one reads its mapped pages once; they are not read again, so they leave the process at once.
+    auto advance = [&](const tensor& t) {
+        done += static_cast<int64_t>(t.bytes());
         if (progress) progress(done, total);
-    }
-    // Regrouped copies where this CPU's kernels read another layout faster (q4_0 / q8_0 under AVX-512); the
-    // mapped pages they came from are not read again, so they leave the process at once.
+    };
+    std::unordered_set<const void*> regrouped;
     in->model = llama_for_matvec(in->model, [&](const tensor& replaced) {
+        regrouped.insert(replaced.raw());
         if (in->file && in->file->mapping())
             in->file->mapping()->drop_pages({static_cast<const std::byte*>(replaced.raw()), replaced.bytes()});
+        advance(replaced);
     });
+    // Page the rest in, so the first request does not fault on them.
+    for (const tensor* t : all) {
+        if (regrouped.count(t->raw())) continue;
+        sink += touch(*t);
+        advance(*t);
+    }
     log_info("text_model_loaded", {{"model", p.id}, {"name", m.name}, {"layers", m.hp.n_layer}, {"n_embd", m.hp.n_embd},
                                    {"n_vocab", m.hp.n_vocab}, {"weights_bytes", total}, {"n_ctx", in->n_ctx},
                                    {"n_parallel", p.n_parallel},
