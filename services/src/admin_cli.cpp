@@ -157,7 +157,7 @@ int admin_cli(std::string_view command, const std::vector<std::string_view>& arg
     }
     const std::string_view sub = p.positional.empty() ? "" : p.positional[0];
     if (command == "users") {
-        if (p.positional.size() != 2) {
+        if (p.positional.size() != 2 || (sub != "get" && sub != "set")) {
             std::fprintf(stderr, "mmserve: expected 'users get USER' or 'users set USER ...'\n\n%s", k_help);
             return k_usage_error;
         }
@@ -170,9 +170,7 @@ int admin_cli(std::string_view command, const std::vector<std::string_view>& arg
             if (auto v = flag(p, "--period")) body["period"] = *v;
             return call(url, key, http::verb::put, target, body.dump());
         }
-        if (sub != "get" && sub != "set")
-            std::fprintf(stderr, "mmserve: expected 'users get USER' or 'users set USER ...'\n\n%s", k_help);
-        return k_usage_error;
+        return k_usage_error;  // known() said which option
     }
     // keys
     if (sub == "list" && p.positional.size() == 1 && known({})) return call(url, key, http::verb::get, "/v1/admin/keys", "");
