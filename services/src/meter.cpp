@@ -109,7 +109,9 @@ public:
             return void_then(charge_outcome::cancelled, [self = shared_from_this()] { self->inner_->stream_end({}); });
         keep_streamed(last_chunk);
         // The head is out, so a failed commit cannot change the status: the stream ends unbilled, logged.
-        commit_then({.http_status = static_cast<int>(head_status_), .content_type = head_type_, .body = streamed_},
+        commit_then({.http_status = static_cast<int>(head_status_),
+                     .content_type = head_type_,
+                     .body = std::move(streamed_)},  // nothing is written after the end
                     [self = shared_from_this(), last = std::move(last_chunk)](bool) mutable {
                         self->inner_->stream_end(std::move(last));
                     });
@@ -152,9 +154,9 @@ private:
                 if (!billed) log_error("charge_commit_failed", {{"req", self->s_.request_id}, {"error", c.to_string()}});
                 if (billed && keep && self->s_.cache_key) self->s_.book->cache_put(*self->s_.cache_key, std::move(answer));
                 if (!self->s_.idem_key.empty() && !billed) {
-                    self->s_.post([self, billed, then = std::move(then)] {
-                        self->finish(billed, /*abandon_idem=*/true);
-                        then(billed);
+                    self->s_.post([self, then = std::move(then)] {
+                        self->finish(false, /*abandon_idem=*/true);
+                        then(false);
                     });
                     return;
                 }
