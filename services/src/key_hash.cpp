@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <openssl/crypto.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <sys/stat.h>
@@ -109,13 +111,48 @@ std::string key_id_generate() {
     return "key_" + hex_of(b.data(), b.size());
 }
 
+namespace {
+
+// An HMAC-SHA-256 context keyed with one server secret, per thread: every request hashes its bearer key,
+// and the one-shot HMAC() looks the digest up and derives the key's pads each time.
+class keyed_hmac {
+public:
+    ~keyed_hmac() {
+        EVP_MAC_CTX_free(ctx_);
+        EVP_MAC_free(mac_);
+    }
+    // The MAC of data under secret, written to out (32 bytes).
+    void sign(std::string_view secret, std::string_view data, unsigned char* out) {
+        if (mac_ == nullptr) MM_ASSERT((mac_ = EVP_MAC_fetch(nullptr, "HMAC", nullptr)) != nullptr);
+        const bool same_key = ctx_ != nullptr && secret == secret_;
+        if (!same_key) {
+            EVP_MAC_CTX_free(ctx_);
+            MM_ASSERT((ctx_ = EVP_MAC_CTX_new(mac_)) != nullptr);
+            char digest[] = "SHA256";
+            const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0), OSSL_PARAM_construct_end()};
+            MM_ASSERT(EVP_MAC_init(ctx_, reinterpret_cast<const unsigned char*>(secret.data()), secret.size(), params) == 1);
+            secret_ = std::string(secret);
+        } else {
+            MM_ASSERT(EVP_MAC_init(ctx_, nullptr, 0, nullptr) == 1);  // the same key again, its pads kept
+        }
+        size_t n = 0;
+        MM_ASSERT(EVP_MAC_update(ctx_, reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1);
+        MM_ASSERT(EVP_MAC_final(ctx_, out, &n, 32) == 1 && n == 32);
+    }
+
+private:
+    EVP_MAC* mac_ = nullptr;
+    EVP_MAC_CTX* ctx_ = nullptr;
+    std::string secret_;
+};
+
+}  // namespace
+
 std::string key_hash(std::string_view server_secret, std::string_view key) {
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    const unsigned char* out = HMAC(EVP_sha256(), server_secret.data(), static_cast<int>(server_secret.size()),
-                                    reinterpret_cast<const unsigned char*>(key.data()), key.size(), mac, &n);
-    MM_ASSERT(out != nullptr && n == 32);
-    return hex_of(mac, n);
+    thread_local keyed_hmac hmac;
+    unsigned char mac[32];
+    hmac.sign(server_secret, key, mac);
+    return hex_of(mac, sizeof mac);
 }
 
 std::string sha256_hex(std::string_view bytes) {

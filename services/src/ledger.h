@@ -204,6 +204,11 @@ public:
     // durable. A request id is used once, ever (invalid_argument on reuse).
     virtual status reserve(std::string_view request_id, std::string_view key_id, std::string_view endpoint,
                            micros price) = 0;
+    // reserve, when it can be decided at once: without waiting on the ledger's writer (the key's and user's
+    // totals for this period are already known) or on a lock a report holds. nullopt: nothing was done; call
+    // reserve from a thread that may wait. For callers on a network thread, which must not block.
+    virtual std::optional<status> try_reserve(std::string_view request_id, std::string_view key_id,
+                                              std::string_view endpoint, micros price) = 0;
     // done runs once the commit is on disk (or failed), on a ledger thread: it must be quick and must not
     // wait on this ledger. idem, when given, finishes that Idempotency-Key record in the same transaction,
     // so a retry after a crash finds both the charge and its answer, or neither.

@@ -214,87 +214,130 @@ result<caller> meter::authenticate(const http_request& req) const {
     if (token.empty())
         return status(errc::unauthenticated,
                       "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.");
-    if (!p_.admin_key_hash.empty() && key_hash_equal(key_hash(p_.server_secret, token), p_.admin_key_hash))
-        return caller{.admin = true, .key = {}};
-    auto key = p_.book.key_authenticate(token);
+    const std::string hash = key_hash(p_.server_secret, token);  // once: the admin key's and the users' agree
+    if (!p_.admin_key_hash.empty() && key_hash_equal(hash, p_.admin_key_hash)) return caller{.admin = true, .key = {}};
+    auto key = p_.book.key_find_by_hash(hash);
     if (!key) return status(errc::unauthenticated, "Incorrect API key provided.");
     return caller{.admin = false, .key = *key};
 }
 
-async_route_handler meter::metered(std::string endpoint, async_route_handler run, cache_key_fn cacheable) {
-    return [this, endpoint = std::move(endpoint), run = std::move(run), cacheable = std::move(cacheable)](
+async_route_handler meter::metered(std::string endpoint, async_route_handler run, cache_key_fn cacheable,
+                                   route_work work) {
+    return [this, endpoint = std::move(endpoint), run = std::move(run), cacheable = std::move(cacheable), work](
                std::shared_ptr<const http_request> req, std::shared_ptr<responder> out) {
-        run_blocking([this, endpoint, run, cacheable, req, out] { admit(endpoint, run, cacheable, req, out); });
+        if (work == route_work::quick) return admit(endpoint, run, cacheable, std::move(req), std::move(out), true);
+        run_blocking([this, endpoint, run, cacheable, req, out] { admit(endpoint, run, cacheable, req, out, false); });
     };
 }
 
+void meter::where_it_may_wait(bool on_io, std::function<void()> fn) {
+    if (on_io) return run_blocking(std::move(fn));
+    fn();
+}
+
+struct meter::admission {
+    std::string endpoint;
+    async_route_handler run;
+    std::shared_ptr<const http_request> req;
+    std::shared_ptr<responder> out;
+    std::string request_id;
+    key_info key;
+    header_list headers;
+    std::function<void()> release;  // the rate-limit slot
+    std::string idem_key;
+    std::optional<std::string> cache_key;
+    std::optional<stored_response> hit;
+};
+
 void meter::admit(std::string endpoint, async_route_handler run, const cache_key_fn& cacheable,
-                  std::shared_ptr<const http_request> req, std::shared_ptr<responder> out) {
+                  std::shared_ptr<const http_request> req, std::shared_ptr<responder> out, bool on_io) {
+    // Idempotency records live in the ledger's tables: such a request is admitted where it may wait.
+    if (on_io && req->find("Idempotency-Key") != req->end())
+        return run_blocking([this, endpoint = std::move(endpoint), run = std::move(run), cacheable, req = std::move(req),
+                             out = std::move(out)]() mutable {
+            admit(std::move(endpoint), std::move(run), cacheable, std::move(req), std::move(out), false);
+        });
+
     // 1. Authenticate.
     auto who = authenticate(*req);
     if (!who) return out->reply(who.error());
     if (who->admin)
         return out->reply(status(errc::permission_denied, "the admin key manages keys; use a user key for " + endpoint));
-    const key_info& key = who->key;
-    const std::string request_id = request_id_generate();
-    header_list headers{{"x-request-id", request_id}};
+    auto a = std::make_shared<admission>(admission{.endpoint = std::move(endpoint),
+                                                   .run = std::move(run),
+                                                   .req = std::move(req),
+                                                   .out = std::move(out),
+                                                   .request_id = request_id_generate(),
+                                                   .key = std::move(who->key),
+                                                   .headers = {},
+                                                   .release = {},
+                                                   .idem_key = {},
+                                                   .cache_key = {},
+                                                   .hit = {}});
+    const key_info& key = a->key;
+    a->headers.emplace_back("x-request-id", a->request_id);
 
     // 2. Rate limit: not billed, recorded as rejected.
     const rate_decision rd = limiter_.acquire(key.id, {.rpm = key.limits.rpm, .max_concurrent = key.limits.max_concurrent},
                                               p_.time.now_ms());
-    for (auto& h : rate_headers(rd)) headers.push_back(h);
+    for (auto& h : rate_headers(rd)) a->headers.push_back(h);
     if (!rd.allowed) {
-        (void)p_.book.record_unbilled(request_id, key.id, endpoint, charge_outcome::rejected_rate);
-        if (p_.stats) p_.stats->meter_event(endpoint, "rejected_rate");
-        headers.emplace_back("Retry-After", std::to_string(rd.retry_after_s));
-        return out->reply(error_reply(
-            status(errc::rate_limited, rd.by_concurrency
-                                           ? "Too many requests in flight for this key (max_concurrent " +
-                                                 std::to_string(key.limits.max_concurrent) + ")."
-                                           : "Rate limit reached for this key: " + std::to_string(key.limits.rpm) +
-                                                 " requests per minute."),
-            headers));
+        a->headers.emplace_back("Retry-After", std::to_string(rd.retry_after_s));
+        return where_it_may_wait(on_io, [this, a, by_concurrency = rd.by_concurrency] {
+            (void)p_.book.record_unbilled(a->request_id, a->key.id, a->endpoint, charge_outcome::rejected_rate);
+            if (p_.stats) p_.stats->meter_event(a->endpoint, "rejected_rate");
+            a->out->reply(error_reply(
+                status(errc::rate_limited, by_concurrency
+                                               ? "Too many requests in flight for this key (max_concurrent " +
+                                                     std::to_string(a->key.limits.max_concurrent) + ")."
+                                               : "Rate limit reached for this key: " + std::to_string(a->key.limits.rpm) +
+                                                     " requests per minute."),
+                a->headers));
+        });
     }
-    auto release = [this, id = key.id] { limiter_.release(id); };
+    a->release = [this, id = key.id] { limiter_.release(id); };
 
-    // 7. Idempotency-Key: replay, 409 while running, 422 for another body.
-    std::string idem_key;
-    if (auto it = req->find("Idempotency-Key"); it != req->end()) {
+    // 7. Idempotency-Key: replay, 409 while running, 422 for another body. (Never on a network thread.)
+    if (auto it = a->req->find("Idempotency-Key"); it != a->req->end()) {
+        const http_request& r = *a->req;
+        std::string& idem_key = a->idem_key;
+        header_list& headers = a->headers;
         idem_key = std::string(std_view(it->value()));
         if (idem_key.empty() || idem_key.size() > 255) {
-            release();
-            return out->reply(error_reply(status(errc::invalid_argument, "Idempotency-Key must be 1..255 characters"), headers));
+            a->release();
+            return a->out->reply(
+                error_reply(status(errc::invalid_argument, "Idempotency-Key must be 1..255 characters"), headers));
         }
-        const std::string body_hash = sha256_hex(std::string(std_view(req->method_string())) + " " +
-                                                 std::string(std_view(req->target())) + "\n" + req->body());
+        const std::string body_hash = sha256_hex(std::string(std_view(r.method_string())) + " " +
+                                                 std::string(std_view(r.target())) + "\n" + r.body());
         auto verdict = p_.book.idem_begin(key.id, idem_key, body_hash);
         if (!verdict) {
-            release();
-            return out->reply(error_reply(verdict.error(), headers));
+            a->release();
+            return a->out->reply(error_reply(verdict.error(), headers));
         }
-        if (verdict->verdict != idem_verdict::run) release();
+        if (verdict->verdict != idem_verdict::run) a->release();
         switch (verdict->verdict) {
             case idem_verdict::run: break;
             case idem_verdict::replay: {
-                (void)p_.book.record_unbilled(request_id, key.id, endpoint, charge_outcome::replayed);
-                if (p_.stats) p_.stats->meter_event(endpoint, "replayed");
+                (void)p_.book.record_unbilled(a->request_id, key.id, a->endpoint, charge_outcome::replayed);
+                if (p_.stats) p_.stats->meter_event(a->endpoint, "replayed");
                 headers.emplace_back("Idempotent-Replayed", "true");
-                return out->reply(route_reply{.status = static_cast<unsigned>(verdict->response.http_status),
-                                              .content_type = verdict->response.content_type,
-                                              .body = verdict->response.body,
-                                              .headers = headers});
+                return a->out->reply(route_reply{.status = static_cast<unsigned>(verdict->response.http_status),
+                                                 .content_type = verdict->response.content_type,
+                                                 .body = verdict->response.body,
+                                                 .headers = headers});
             }
             case idem_verdict::in_flight:
-                return out->reply(error_reply(
+                return a->out->reply(error_reply(
                     status(errc::idempotency_running, "A request with this Idempotency-Key is still running."), headers));
             case idem_verdict::not_kept:
-                return out->reply(error_reply(
+                return a->out->reply(error_reply(
                     status(errc::idempotency_unreplayable,
                            "The request with this Idempotency-Key succeeded and was billed, but its answer was too "
                            "large to keep for replay (over " + std::to_string(k_max_stored_response >> 20) + " MiB)."),
                     headers));
             case idem_verdict::mismatch:
-                return out->reply(error_reply(
+                return a->out->reply(error_reply(
                     status(errc::idempotency_mismatch,
                            "This Idempotency-Key was used with a different request body."),
                     headers));
@@ -302,26 +345,32 @@ void meter::admit(std::string endpoint, async_route_handler run, const cache_key
     }
 
     // 8. Response cache: a deterministic request answered before is answered again at cache_price.
-    std::optional<std::string> cache_key;
     if (cacheable)
-        if (auto material = cacheable(*req)) cache_key = sha256_hex(endpoint + "\n" + *material);
-    std::optional<stored_response> hit;
-    if (cache_key) hit = p_.book.cache_get(*cache_key);
+        if (auto material = cacheable(*a->req)) a->cache_key = sha256_hex(a->endpoint + "\n" + *material);
+    if (a->cache_key) a->hit = p_.book.cache_get(*a->cache_key);
+    reserve_and_run(std::move(a), on_io);
+}
 
+void meter::reserve_and_run(std::shared_ptr<admission> a, bool on_io) {
     // 3. Reserve: atomic against the key's and the user's budgets.
-    const micros price = hit ? p_.config.cache_price : p_.config.price(endpoint);
-    if (status s = p_.book.reserve(request_id, key.id, endpoint, price); !s) {
-        if (!idem_key.empty()) (void)p_.book.idem_abandon(key.id, idem_key);
-        release();
-        if (s.code() == errc::budget_exhausted) {
-            (void)p_.book.record_unbilled(request_id, key.id, endpoint, charge_outcome::rejected_budget);
-            if (p_.stats) p_.stats->meter_event(endpoint, "rejected_budget");
-        }
-        return out->reply(error_reply(s, headers));
+    const micros price = a->hit ? p_.config.cache_price : p_.config.price(a->endpoint);
+    const std::optional<status> reserved = on_io ? p_.book.try_reserve(a->request_id, a->key.id, a->endpoint, price)
+                                                 : p_.book.reserve(a->request_id, a->key.id, a->endpoint, price);
+    if (!reserved) return run_blocking([this, a] { reserve_and_run(a, false); });  // it would wait: on the workers
+    if (!*reserved) {
+        return where_it_may_wait(on_io, [this, a, s = *reserved] {
+            if (!a->idem_key.empty()) (void)p_.book.idem_abandon(a->key.id, a->idem_key);
+            a->release();
+            if (s.code() == errc::budget_exhausted) {
+                (void)p_.book.record_unbilled(a->request_id, a->key.id, a->endpoint, charge_outcome::rejected_budget);
+                if (p_.stats) p_.stats->meter_event(a->endpoint, "rejected_budget");
+            }
+            a->out->reply(error_reply(s, a->headers));
+        });
     }
-    if (hit) {
-        headers.emplace_back("x-mmserve-cache", "hit");
-        if (p_.stats) p_.stats->meter_event(endpoint, "cache_hit");
+    if (a->hit) {
+        a->headers.emplace_back("x-mmserve-cache", "hit");
+        if (p_.stats) p_.stats->meter_event(a->endpoint, "cache_hit");
     }
 
     // 4. Run; 5. commit or void happens in the responder.
@@ -329,19 +378,19 @@ void meter::admit(std::string endpoint, async_route_handler run, const cache_key
         metered_responder::state{.book = &p_.book,
                                  .stats = p_.stats,
                                  .post = [this](std::function<void()> fn) { run_blocking(std::move(fn)); },
-                                 .request_id = request_id,
-                                 .key_id = key.id,
-                                 .endpoint = endpoint,
-                                 .idem_key = idem_key,
-                                 .cache_key = hit ? std::nullopt : cache_key,
-                                 .outcome = hit ? charge_outcome::cache_hit : charge_outcome::ok,
-                                 .headers = headers},
-        std::move(out), release);
-    if (hit)
-        return metered_out->reply(route_reply{.status = static_cast<unsigned>(hit->http_status),
-                                              .content_type = hit->content_type,
-                                              .body = std::move(hit->body)});
-    run(std::move(req), std::move(metered_out));
+                                 .request_id = a->request_id,
+                                 .key_id = a->key.id,
+                                 .endpoint = a->endpoint,
+                                 .idem_key = a->idem_key,
+                                 .cache_key = a->hit ? std::nullopt : a->cache_key,
+                                 .outcome = a->hit ? charge_outcome::cache_hit : charge_outcome::ok,
+                                 .headers = a->headers},
+        a->out, a->release);
+    if (a->hit)
+        return metered_out->reply(route_reply{.status = static_cast<unsigned>(a->hit->http_status),
+                                              .content_type = a->hit->content_type,
+                                              .body = std::move(a->hit->body)});
+    a->run(a->req, std::move(metered_out));
 }
 
 }  // namespace mm::services

@@ -29,7 +29,7 @@ struct meter_params {
     const server_config& config;
     ledger& book;
     const clock& time;
-    std::string server_secret;   // for hashing the admin key
+    std::string server_secret;   // the ledger's: bearer keys are hashed once, for the admin check and the lookup
     std::string admin_key_hash{};  // key_hash(server_secret, admin key); empty: no admin key
     metrics* stats = nullptr;
     int n_workers = 4;           // threads for blocking ledger calls
@@ -54,14 +54,25 @@ public:
     // committed (success) or voided (error, cancel) before it reaches the client. With cacheable, a
     // deterministic request's successful answer is kept, and an identical one later is answered from it
     // at the configured cache_price (outcome cache_hit, header x-mmserve-cache: hit) without running.
-    async_route_handler metered(std::string endpoint, async_route_handler run, cache_key_fn cacheable = {});
+    // work says where the handler runs. heavy: on the meter's workers, for a handler that parses, tokenizes
+    // or otherwise takes time. quick: on the network thread that read the request, when admission needs no
+    // wait (no Idempotency-Key, the budget decided in memory), which saves a hand-off to a worker; for a
+    // handler that answers at once or only hands the request to a stage's own threads.
+    enum class route_work { heavy, quick };
+    async_route_handler metered(std::string endpoint, async_route_handler run, cache_key_fn cacheable = {},
+                                route_work work = route_work::heavy);
 
     const ledger& book() const { return p_.book; }
     ledger& book() { return p_.book; }
 
 private:
+    struct admission;  // a request past authentication, the rate limit and idempotency, on its way to reserve
+    // on_io: called on a network thread; whatever would wait moves to the workers.
     void admit(std::string endpoint, async_route_handler run, const cache_key_fn& cacheable,
-               std::shared_ptr<const http_request> req, std::shared_ptr<responder> out);
+               std::shared_ptr<const http_request> req, std::shared_ptr<responder> out, bool on_io);
+    void reserve_and_run(std::shared_ptr<admission> a, bool on_io);
+    // Runs fn now, or on the workers when called on a network thread (fn calls the ledger and may wait).
+    void where_it_may_wait(bool on_io, std::function<void()> fn);
 
     meter_params p_;
     rate_limiter limiter_;

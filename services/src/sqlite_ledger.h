@@ -82,6 +82,8 @@ public:
 
     status reserve(std::string_view request_id, std::string_view key_id, std::string_view endpoint,
                    micros price) override;
+    std::optional<status> try_reserve(std::string_view request_id, std::string_view key_id, std::string_view endpoint,
+                                      micros price) override;
     void commit_async(std::string_view request_id, charge_outcome outcome, std::optional<idem_store> idem,
                       done_fn done) override;
     void void_async(std::string_view request_id, charge_outcome outcome, done_fn done) override;
@@ -164,16 +166,25 @@ private:
                                micros price, bool on_writer);
     // The totals of a subject in the current period when the mirror has them; state_mu_ held.
     subject_totals* totals_cached(alert::subject_kind kind, const std::string& subject, period p, int64_t now_ms);
-    // Whether a charge row with this id is on disk, through the read connection.
+    // reserve and try_reserve: with may_wait false, nullopt where deciding would wait.
+    std::optional<status> reserve_step(std::string_view request_id, std::string_view key_id, std::string_view endpoint,
+                                       micros price, bool may_wait);
+    // Whether a charge row with this id is on disk, through the read connection; read_mu_ held.
     result<bool> charge_exists(std::string_view request_id) const;
 
     // Flags an open charge whose commit or void is about to be queued; takes state_mu_.
     void mark_settle_queued(std::string_view request_id);
 
+    // Moves a charge from reserved to state, writing the whole row if its reserved row never landed
+    // (unpersisted: the charge's row is not yet in a committed transaction). Writer thread, without
+    // state_mu_: only the writer writes rows, and the network threads need that lock meanwhile.
+    status settle_row(const std::string& request_id, const open_charge& c, bool unpersisted, charge_state state,
+                      charge_outcome outcome, int64_t now);
+
+    // An open charge as it stands, and whether its row is still unpersisted; takes state_mu_.
+    std::pair<std::optional<open_charge>, bool> open_charge_copy(const std::string& request_id) const;
+
     // Writer-thread helpers; state_mu_ held.
-    // Moves a charge from reserved to state, writing the whole row if its reserved row never landed.
-    status settle_row(const std::string& request_id, const open_charge& c, charge_state state, charge_outcome outcome,
-                      int64_t now);
     result<subject_totals*> totals_for(alert::subject_kind kind, const std::string& subject, period p,
                                        int64_t now_ms);
     status alerts_after_commit(const open_charge& c, micros price, int64_t now_ms);

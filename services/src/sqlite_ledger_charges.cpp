@@ -45,7 +45,6 @@ sqlite_ledger::subject_totals* sqlite_ledger::totals_cached(alert::subject_kind 
 }
 
 result<bool> sqlite_ledger::charge_exists(std::string_view request_id) const {
-    std::lock_guard lock(read_mu_);
     MM_SQL_QUERY(q, rdb_, "SELECT 1 FROM charges WHERE request_id = ?1");
     auto row = q.bind(1, request_id).step();
     if (!row) return row.error();
@@ -195,24 +194,31 @@ std::optional<status> sqlite_ledger::hold(const std::string& request_id, const s
     // The row follows through the queue, ahead of this charge's commit or void.
     submit_async<status>(
         [this, request_id]() -> status {
-            std::lock_guard lock(state_mu_);
-            auto it = open_.find(request_id);
-            if (it == open_.end() || unpersisted_.find(request_id) == unpersisted_.end()) return ok_status();
-            open_charge& c = it->second;
-            // Its commit or void is already queued: that op writes the whole row, so one write replaces two.
-            if (c.settle_queued) {
-                c.row_skipped = true;
-                return ok_status();
+            open_charge c;
+            {
+                std::lock_guard lock(state_mu_);
+                auto it = open_.find(request_id);
+                if (it == open_.end() || unpersisted_.find(request_id) == unpersisted_.end()) return ok_status();
+                // Its commit or void is already queued: that op writes the whole row, so one write replaces two.
+                if (it->second.settle_queued) {
+                    it->second.row_skipped = true;
+                    return ok_status();
+                }
+                c = it->second;
             }
+            // Without state_mu_ (reserve and authenticate need it meanwhile). A settle queued from here on
+            // comes after this op in the queue, and finds the row.
             MM_SQL_QUERY(q, wdb_,
                          "INSERT INTO charges (request_id, key_id, user_name, endpoint, price, state, created_ms) "
                          "VALUES (?1, ?2, ?3, ?4, ?5, 'reserved', ?6)");
-            if (auto s = q.bind(1, request_id).bind(2, c.key_id).bind(3, c.user).bind(4, c.endpoint)
-                             .bind(5, c.price).bind(6, c.created_ms).run();
-                !s) {
-                // Reused id that raced reserve's check: the hold never becomes a charge.
+            const status s = q.bind(1, request_id).bind(2, c.key_id).bind(3, c.user).bind(4, c.endpoint)
+                                 .bind(5, c.price).bind(6, c.created_ms).run();
+            std::lock_guard lock(state_mu_);
+            if (!s) {
+                // Reused id that raced reserve's check: the hold never becomes a charge. (Only the writer
+                // removes open charges, so it is still there.)
                 totals_release(c, /*committed=*/false);
-                open_.erase(it);
+                open_.erase(request_id);
                 unpersisted_.erase(request_id);
                 return request_id_taken(request_id, s);
             }
@@ -225,19 +231,38 @@ std::optional<status> sqlite_ledger::hold(const std::string& request_id, const s
 
 status sqlite_ledger::reserve(std::string_view request_id, std::string_view key_id, std::string_view endpoint,
                               micros price) {
+    return *reserve_step(request_id, key_id, endpoint, price, /*may_wait=*/true);
+}
+
+std::optional<status> sqlite_ledger::try_reserve(std::string_view request_id, std::string_view key_id,
+                                                 std::string_view endpoint, micros price) {
+    return reserve_step(request_id, key_id, endpoint, price, /*may_wait=*/false);
+}
+
+std::optional<status> sqlite_ledger::reserve_step(std::string_view request_id, std::string_view key_id,
+                                                  std::string_view endpoint, micros price, bool may_wait) {
     if (request_id.empty()) return status(errc::invalid_argument, "request id must not be empty");
     if (price < 0 || price > k_price_max)
         return status(errc::invalid_argument, "price must be in [0, " + std::to_string(k_price_max) + "] micros");
-    // Single use, ever: a finished charge is on disk (commit and void return after their fsync).
-    auto used = charge_exists(request_id);
-    if (!used) return used.error();
-    if (*used) return request_id_taken(request_id, status(errc::invalid_argument));
+    {
+        // Single use, ever: a finished charge is on disk (commit and void return after their fsync). A
+        // report can hold the read connection for a while, so a caller that must not wait goes elsewhere.
+        std::unique_lock lock(read_mu_, std::defer_lock);
+        if (may_wait)
+            lock.lock();
+        else if (!lock.try_lock())
+            return std::nullopt;
+        auto used = charge_exists(request_id);
+        if (!used) return used.error();
+        if (*used) return request_id_taken(request_id, status(errc::invalid_argument));
+    }
 
     std::string id(request_id), key(key_id), ep(endpoint);
     {
         std::lock_guard lock(state_mu_);
         if (auto decided = hold(id, key, ep, price, /*on_writer=*/false)) return *decided;
     }
+    if (!may_wait) return std::nullopt;
     // First use of this key or user in the period: its totals are built on the writer, then held there.
     return submit<status>([&]() -> status {
         std::lock_guard lock(state_mu_);
@@ -245,13 +270,20 @@ status sqlite_ledger::reserve(std::string_view request_id, std::string_view key_
     });
 }
 
+std::pair<std::optional<sqlite_ledger::open_charge>, bool> sqlite_ledger::open_charge_copy(const std::string& request_id) const {
+    std::lock_guard lock(state_mu_);
+    auto it = open_.find(request_id);
+    if (it == open_.end()) return {std::nullopt, false};
+    return {it->second, unpersisted_.find(request_id) != unpersisted_.end()};
+}
+
 void sqlite_ledger::mark_settle_queued(std::string_view request_id) {
     std::lock_guard lock(state_mu_);
     if (auto it = open_.find(request_id); it != open_.end()) it->second.settle_queued = true;
 }
 
-status sqlite_ledger::settle_row(const std::string& request_id, const open_charge& c, charge_state state,
-                                 charge_outcome outcome, int64_t now) {
+status sqlite_ledger::settle_row(const std::string& request_id, const open_charge& c, bool unpersisted,
+                                 charge_state state, charge_outcome outcome, int64_t now) {
     if (!c.row_skipped) {
         MM_SQL_QUERY(q, wdb_,
                      "UPDATE charges SET state = ?2, outcome = ?3, finished_ms = ?4 "
@@ -261,8 +293,7 @@ status sqlite_ledger::settle_row(const std::string& request_id, const open_charg
         if (q.changes() == 1) return ok_status();
     }
     // No reserved row (skipped for this settle, or lost with a failed batch): the settled row is written whole.
-    if (unpersisted_.find(request_id) == unpersisted_.end())
-        return status(errc::internal, "open reservation missing from the charges table");
+    if (!unpersisted) return status(errc::internal, "open reservation missing from the charges table");
     MM_SQL_QUERY(q, wdb_,
                  "INSERT INTO charges (request_id, key_id, user_name, endpoint, price, state, outcome, created_ms, "
                  "finished_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
@@ -280,11 +311,10 @@ void sqlite_ledger::commit_async(std::string_view request_id, charge_outcome out
     mark_settle_queued(request_id);
     submit_async<status>(
         [this, id = std::string(request_id), outcome, idem = std::move(idem)]() -> status {
-            std::lock_guard lock(state_mu_);
-            auto it = open_.find(id);
-            if (it == open_.end()) return no_open_charge(id);
+            auto [c, unpersisted] = open_charge_copy(id);
+            if (!c) return no_open_charge(id);
             const int64_t now = params_.clk->now_ms();
-            MM_TRY(settle_row(id, it->second, charge_state::committed, outcome, now));
+            MM_TRY(settle_row(id, *c, unpersisted, charge_state::committed, outcome, now));
             if (idem) {
                 // A record that is no longer running (expired and purged) only loses its replay.
                 MM_SQL_QUERY(q, wdb_,
@@ -294,6 +324,8 @@ void sqlite_ledger::commit_async(std::string_view request_id, charge_outcome out
                            .bind(3, int64_t{idem->response.http_status}).bind(4, idem->response.content_type)
                            .bind_blob(5, idem->response.body).run());
             }
+            std::lock_guard lock(state_mu_);
+            auto it = open_.find(id);  // still open: only the writer removes open charges
             MM_TRY(alerts_after_commit(it->second, it->second.price, now));
             totals_release(it->second, /*committed=*/true);
             open_.erase(it);
@@ -309,11 +341,12 @@ void sqlite_ledger::void_async(std::string_view request_id, charge_outcome outco
     mark_settle_queued(request_id);
     submit_async<status>(
         [this, id = std::string(request_id), outcome]() -> status {
-            std::lock_guard lock(state_mu_);
-            auto it = open_.find(id);
-            if (it == open_.end()) return no_open_charge(id);
-            const status s = settle_row(id, it->second, charge_state::voided, outcome, params_.clk->now_ms());
+            auto [c, unpersisted] = open_charge_copy(id);
+            if (!c) return no_open_charge(id);
+            const status s = settle_row(id, *c, unpersisted, charge_state::voided, outcome, params_.clk->now_ms());
             if (!s && s.code() != errc::invalid_argument) return s;
+            std::lock_guard lock(state_mu_);
+            auto it = open_.find(id);  // still open: only the writer removes open charges
             // Voided, or never a charge (its id was taken): either way the hold goes.
             totals_release(it->second, /*committed=*/false);
             open_.erase(it);

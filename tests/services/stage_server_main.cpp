@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
     mm::test::test_stage stage;
     auto table = server_routes();
     for (auto& r : account_routes(m)) table.push_back(std::move(r));
-    table.push_back({boost::beast::http::verb::post, "/v1/test/run", nullptr, m.metered("chat.completions", stage.handler())});
+    table.push_back({boost::beast::http::verb::post, "/v1/test/run", nullptr, m.metered("chat.completions", stage.handler(), {}, meter::route_work::quick)});
     server_params p;
     p.host = "127.0.0.1";
     p.port = 0;

@@ -304,6 +304,33 @@ TEST_F(ledger_test, reserve_commit_void_and_unbilled_arithmetic) {
     EXPECT_EQ(l->usage({.start_ms = 5, .end_ms = 5}).error().code(), errc::invalid_argument);
 }
 
+// try_reserve is reserve for a network thread: it decides what the mirror can decide and leaves the rest
+// (a subject's first charge of the period, whose totals are read from the table) to reserve, doing nothing.
+TEST_F(ledger_test, try_reserve_decides_in_memory_or_leaves_the_request_untouched) {
+    auto l = open_ledger();
+    ASSERT_NE(l, nullptr);
+    const std::string key = make_key(*l, "carol", {.budget = 50, .budget_period = period::month});
+    EXPECT_FALSE(l->try_reserve("t1", key, "chat.completions", 20).has_value()) << "totals not yet known";
+    EXPECT_EQ(l->me(key)->key_budget.reserved, 0) << "an undecided try holds nothing";
+    ASSERT_TRUE(l->reserve("t1", key, "chat.completions", 20));  // builds the totals
+
+    auto decided = l->try_reserve("t2", key, "chat.completions", 20);
+    ASSERT_TRUE(decided.has_value());
+    EXPECT_TRUE(decided->ok());
+    decided = l->try_reserve("t3", key, "chat.completions", 20);
+    ASSERT_TRUE(decided.has_value());
+    EXPECT_EQ(decided->code(), errc::budget_exhausted) << "20 + 20 + 20 > 50, decided in memory";
+    ASSERT_TRUE(l->commit("t1"));
+    decided = l->try_reserve("t1", key, "chat.completions", 0);
+    ASSERT_TRUE(decided.has_value());
+    EXPECT_EQ(decided->code(), errc::invalid_argument) << "a finished id is single-use here too";
+    decided = l->try_reserve("t2", key, "chat.completions", 0);
+    ASSERT_TRUE(decided.has_value());
+    EXPECT_EQ(decided->code(), errc::invalid_argument) << "and an open one";
+    EXPECT_EQ(l->me(key)->key_budget.spent, 20);
+    EXPECT_EQ(l->me(key)->key_budget.reserved, 20);
+}
+
 TEST_F(ledger_test, key_and_user_budgets_each_refuse_and_say_which) {
     struct who_case {
         const char* name;

@@ -61,7 +61,7 @@ struct fixture {
                                                  .admin_key_hash = key_hash(*secret, k_admin)});
         auto table = server_routes();
         for (auto& r : account_routes(*m)) table.push_back(std::move(r));
-        table.push_back({http::verb::post, "/v1/test/run", nullptr, m->metered("chat.completions", stage.handler())});
+        table.push_back({http::verb::post, "/v1/test/run", nullptr, m->metered("chat.completions", stage.handler(), {}, meter::route_work::quick)});
         // Deterministic, like a text request with a seed: the body is the answer's identity.
         table.push_back({http::verb::post, "/v1/test/cached", nullptr,
                          m->metered("completions", stage.handler(), [](const http_request& req) -> std::optional<std::string> {
