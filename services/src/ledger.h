@@ -205,8 +205,9 @@ public:
     virtual status reserve(std::string_view request_id, std::string_view key_id, std::string_view endpoint,
                            micros price) = 0;
     // reserve, when it can be decided at once: without waiting on the ledger's writer (the key's and user's
-    // totals for this period are already known) or on a lock a report holds. nullopt: nothing was done; call
-    // reserve from a thread that may wait. For callers on a network thread, which must not block.
+    // totals for this period are already known) or on a lock a report holds; only the short in-memory
+    // critical sections are waited for. nullopt: nothing was done; call reserve from a thread that may wait.
+    // For callers on a network thread.
     virtual std::optional<status> try_reserve(std::string_view request_id, std::string_view key_id,
                                               std::string_view endpoint, micros price) = 0;
     // done runs once the commit is on disk (or failed), on a ledger thread: it must be quick and must not

@@ -208,7 +208,8 @@ private:
     mutable std::mutex read_mu_;
     mutable sql_db rdb_;  // guarded by read_mu_
 
-    mutable std::mutex state_mu_;  // the in-memory mirror; the writer holds it while an op applies
+    mutable std::mutex state_mu_;  // the in-memory mirror; writer ops hold it around their SQL only where the
+                                   // mirror and the rows must move together (unbilled rows, totals, alerts)
     string_map<key_entry> keys_;                 // guarded by state_mu_; by key id
     string_map<std::string> key_by_hash_;        // guarded by state_mu_; hash -> id, unrevoked keys only
     string_map<user_info> users_;                // guarded by state_mu_

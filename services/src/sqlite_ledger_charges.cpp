@@ -1,5 +1,6 @@
 // sqlite_ledger: charges (reserve, commit, void, unbilled), the per-period totals that budget checks
-// read, and the alerts a commit can raise. Everything here runs on the writer thread.
+// read, and the alerts a commit can raise. The queued ops run on the writer thread; reserve and try_reserve
+// on their callers'.
 #include <algorithm>
 
 #include "sqlite_ledger.h"
@@ -259,7 +260,7 @@ std::optional<status> sqlite_ledger::reserve_step(std::string_view request_id, s
 
     std::string id(request_id), key(key_id), ep(endpoint);
     {
-        std::lock_guard lock(state_mu_);
+        std::lock_guard lock(state_mu_);  // held briefly by everyone, so taken even by a caller that must not wait
         if (auto decided = hold(id, key, ep, price, /*on_writer=*/false)) return *decided;
     }
     if (!may_wait) return std::nullopt;
@@ -325,7 +326,8 @@ void sqlite_ledger::commit_async(std::string_view request_id, charge_outcome out
                            .bind_blob(5, idem->response.body).run());
             }
             std::lock_guard lock(state_mu_);
-            auto it = open_.find(id);  // still open: only the writer removes open charges
+            auto it = open_.find(id);
+            MM_ASSERT(it != open_.end());  // only the writer removes open charges
             MM_TRY(alerts_after_commit(it->second, it->second.price, now));
             totals_release(it->second, /*committed=*/true);
             open_.erase(it);
@@ -346,7 +348,8 @@ void sqlite_ledger::void_async(std::string_view request_id, charge_outcome outco
             const status s = settle_row(id, *c, unpersisted, charge_state::voided, outcome, params_.clk->now_ms());
             if (!s && s.code() != errc::invalid_argument) return s;
             std::lock_guard lock(state_mu_);
-            auto it = open_.find(id);  // still open: only the writer removes open charges
+            auto it = open_.find(id);
+            MM_ASSERT(it != open_.end());  // only the writer removes open charges
             // Voided, or never a charge (its id was taken): either way the hold goes.
             totals_release(it->second, /*committed=*/false);
             open_.erase(it);
