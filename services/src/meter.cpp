@@ -222,11 +222,13 @@ result<caller> meter::authenticate(const http_request& req) const {
 }
 
 async_route_handler meter::metered(std::string endpoint, async_route_handler run, cache_key_fn cacheable,
-                                   route_work work) {
-    return [this, endpoint = std::move(endpoint), run = std::move(run), cacheable = std::move(cacheable), work](
-               std::shared_ptr<const http_request> req, std::shared_ptr<responder> out) {
-        if (work == route_work::quick) return admit(endpoint, run, cacheable, std::move(req), std::move(out), true);
-        run_blocking([this, endpoint, run, cacheable, req, out] { admit(endpoint, run, cacheable, req, out, false); });
+                                   route_work work, cache_refresh_fn refresh) {
+    auto rules = std::make_shared<const route_rules>(
+        route_rules{.endpoint = std::move(endpoint), .cacheable = std::move(cacheable), .refresh = std::move(refresh)});
+    return [this, rules, run = std::move(run), work](std::shared_ptr<const http_request> req,
+                                                     std::shared_ptr<responder> out) {
+        if (work == route_work::quick) return admit(rules, run, std::move(req), std::move(out), true);
+        run_blocking([this, rules, run, req, out] { admit(rules, run, req, out, false); });
     };
 }
 
@@ -236,7 +238,7 @@ void meter::where_it_may_wait(bool on_io, std::function<void()> fn) {
 }
 
 struct meter::admission {
-    std::string endpoint;
+    std::shared_ptr<const route_rules> rules;
     async_route_handler run;
     std::shared_ptr<const http_request> req;
     std::shared_ptr<responder> out;
@@ -249,21 +251,20 @@ struct meter::admission {
     std::optional<stored_response> hit;
 };
 
-void meter::admit(std::string endpoint, async_route_handler run, const cache_key_fn& cacheable,
+void meter::admit(const std::shared_ptr<const route_rules>& rules, async_route_handler run,
                   std::shared_ptr<const http_request> req, std::shared_ptr<responder> out, bool on_io) {
     // Idempotency records live in the ledger's tables: such a request is admitted where it may wait.
     if (on_io && req->find("Idempotency-Key") != req->end())
-        return run_blocking([this, endpoint = std::move(endpoint), run = std::move(run), cacheable, req = std::move(req),
-                             out = std::move(out)]() mutable {
-            admit(std::move(endpoint), std::move(run), cacheable, std::move(req), std::move(out), false);
+        return run_blocking([this, rules, run = std::move(run), req = std::move(req), out = std::move(out)]() mutable {
+            admit(rules, std::move(run), std::move(req), std::move(out), false);
         });
 
     // 1. Authenticate.
     auto who = authenticate(*req);
     if (!who) return out->reply(who.error());
     if (who->admin)
-        return out->reply(status(errc::permission_denied, "the admin key manages keys; use a user key for " + endpoint));
-    auto a = std::make_shared<admission>(admission{.endpoint = std::move(endpoint),
+        return out->reply(status(errc::permission_denied, "the admin key manages keys; use a user key for " + rules->endpoint));
+    auto a = std::make_shared<admission>(admission{.rules = rules,
                                                    .run = std::move(run),
                                                    .req = std::move(req),
                                                    .out = std::move(out),
@@ -284,8 +285,8 @@ void meter::admit(std::string endpoint, async_route_handler run, const cache_key
     if (!rd.allowed) {
         a->headers.emplace_back("Retry-After", std::to_string(rd.retry_after_s));
         return where_it_may_wait(on_io, [this, a, by_concurrency = rd.by_concurrency] {
-            (void)p_.book.record_unbilled(a->request_id, a->key.id, a->endpoint, charge_outcome::rejected_rate);
-            if (p_.stats) p_.stats->meter_event(a->endpoint, "rejected_rate");
+            (void)p_.book.record_unbilled(a->request_id, a->key.id, a->rules->endpoint, charge_outcome::rejected_rate);
+            if (p_.stats) p_.stats->meter_event(a->rules->endpoint, "rejected_rate");
             a->out->reply(error_reply(
                 status(errc::rate_limited, by_concurrency
                                                ? "Too many requests in flight for this key (max_concurrent " +
@@ -319,8 +320,8 @@ void meter::admit(std::string endpoint, async_route_handler run, const cache_key
         switch (verdict->verdict) {
             case idem_verdict::run: break;
             case idem_verdict::replay: {
-                (void)p_.book.record_unbilled(a->request_id, key.id, a->endpoint, charge_outcome::replayed);
-                if (p_.stats) p_.stats->meter_event(a->endpoint, "replayed");
+                (void)p_.book.record_unbilled(a->request_id, key.id, a->rules->endpoint, charge_outcome::replayed);
+                if (p_.stats) p_.stats->meter_event(a->rules->endpoint, "replayed");
                 headers.emplace_back("Idempotent-Replayed", "true");
                 return a->out->reply(route_reply{.status = static_cast<unsigned>(verdict->response.http_status),
                                                  .content_type = verdict->response.content_type,
@@ -345,32 +346,32 @@ void meter::admit(std::string endpoint, async_route_handler run, const cache_key
     }
 
     // 8. Response cache: a deterministic request answered before is answered again at cache_price.
-    if (cacheable)
-        if (auto material = cacheable(*a->req)) a->cache_key = sha256_hex(a->endpoint + "\n" + *material);
+    if (rules->cacheable)
+        if (auto material = rules->cacheable(*a->req)) a->cache_key = sha256_hex(a->rules->endpoint + "\n" + *material);
     if (a->cache_key) a->hit = p_.book.cache_get(*a->cache_key);
     reserve_and_run(std::move(a), on_io);
 }
 
 void meter::reserve_and_run(std::shared_ptr<admission> a, bool on_io) {
     // 3. Reserve: atomic against the key's and the user's budgets.
-    const micros price = a->hit ? p_.config.cache_price : p_.config.price(a->endpoint);
-    const std::optional<status> reserved = on_io ? p_.book.try_reserve(a->request_id, a->key.id, a->endpoint, price)
-                                                 : p_.book.reserve(a->request_id, a->key.id, a->endpoint, price);
+    const micros price = a->hit ? p_.config.cache_price : p_.config.price(a->rules->endpoint);
+    const std::optional<status> reserved = on_io ? p_.book.try_reserve(a->request_id, a->key.id, a->rules->endpoint, price)
+                                                 : p_.book.reserve(a->request_id, a->key.id, a->rules->endpoint, price);
     if (!reserved) return run_blocking([this, a] { reserve_and_run(a, false); });  // it would wait: on the workers
     if (!*reserved) {
         return where_it_may_wait(on_io, [this, a, s = *reserved] {
             if (!a->idem_key.empty()) (void)p_.book.idem_abandon(a->key.id, a->idem_key);
             a->release();
             if (s.code() == errc::budget_exhausted) {
-                (void)p_.book.record_unbilled(a->request_id, a->key.id, a->endpoint, charge_outcome::rejected_budget);
-                if (p_.stats) p_.stats->meter_event(a->endpoint, "rejected_budget");
+                (void)p_.book.record_unbilled(a->request_id, a->key.id, a->rules->endpoint, charge_outcome::rejected_budget);
+                if (p_.stats) p_.stats->meter_event(a->rules->endpoint, "rejected_budget");
             }
             a->out->reply(error_reply(s, a->headers));
         });
     }
     if (a->hit) {
         a->headers.emplace_back("x-mmserve-cache", "hit");
-        if (p_.stats) p_.stats->meter_event(a->endpoint, "cache_hit");
+        if (p_.stats) p_.stats->meter_event(a->rules->endpoint, "cache_hit");
     }
 
     // 4. Run; 5. commit or void happens in the responder.
@@ -380,16 +381,17 @@ void meter::reserve_and_run(std::shared_ptr<admission> a, bool on_io) {
                                  .post = [this](std::function<void()> fn) { run_blocking(std::move(fn)); },
                                  .request_id = a->request_id,
                                  .key_id = a->key.id,
-                                 .endpoint = a->endpoint,
+                                 .endpoint = a->rules->endpoint,
                                  .idem_key = a->idem_key,
                                  .cache_key = a->hit ? std::nullopt : a->cache_key,
                                  .outcome = a->hit ? charge_outcome::cache_hit : charge_outcome::ok,
                                  .headers = a->headers},
         a->out, a->release);
     if (a->hit)
-        return metered_out->reply(route_reply{.status = static_cast<unsigned>(a->hit->http_status),
-                                              .content_type = a->hit->content_type,
-                                              .body = std::move(a->hit->body)});
+        return metered_out->reply(route_reply{
+            .status = static_cast<unsigned>(a->hit->http_status),
+            .content_type = a->hit->content_type,
+            .body = a->rules->refresh ? a->rules->refresh(std::move(a->hit->body)) : std::move(a->hit->body)});
     a->run(a->req, std::move(metered_out));
 }
 

@@ -59,8 +59,10 @@ public:
     // wait (no Idempotency-Key, the budget decided in memory), which saves a hand-off to a worker; for a
     // handler that answers at once or only hands the request to a stage's own threads.
     enum class route_work { heavy, quick };
+    // Makes a kept answer into the answer to a new request (its own id and time), for a cache hit.
+    using cache_refresh_fn = std::function<std::string(std::string body)>;
     async_route_handler metered(std::string endpoint, async_route_handler run, cache_key_fn cacheable = {},
-                                route_work work = route_work::heavy);
+                                route_work work = route_work::heavy, cache_refresh_fn refresh = {});
 
     const ledger& book() const { return p_.book; }
     ledger& book() { return p_.book; }
@@ -68,7 +70,12 @@ public:
 private:
     struct admission;  // a request past authentication, the rate limit and idempotency, on its way to reserve
     // on_io: called on a network thread; whatever would wait moves to the workers.
-    void admit(std::string endpoint, async_route_handler run, const cache_key_fn& cacheable,
+    struct route_rules {  // what metered() was given besides the route itself
+        std::string endpoint;
+        cache_key_fn cacheable;
+        cache_refresh_fn refresh;
+    };
+    void admit(const std::shared_ptr<const route_rules>& rules, async_route_handler run,
                std::shared_ptr<const http_request> req, std::shared_ptr<responder> out, bool on_io);
     void reserve_and_run(std::shared_ptr<admission> a, bool on_io);
     // Runs fn now, or on the workers when called on a network thread (fn calls the ledger and may wait).

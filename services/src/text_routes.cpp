@@ -516,6 +516,42 @@ std::optional<std::string> deterministic(const http_request& req) {
     return body.dump();  // keys sorted: the same request in any key order is one entry
 }
 
+// A cached answer answers a new request: a new id and created, the rest as first answered (a stream's
+// events all get the one new id, as a stream has).
+std::string fresh_identity(api kind, std::string body) {
+    const std::string id = completion_id(kind);
+    const int64_t created = static_cast<int64_t>(std::time(nullptr));
+    auto refresh = [&](json& j) {
+        if (!j.is_object()) return;
+        if (j.contains("id")) j["id"] = id;
+        if (j.contains("created")) j["created"] = created;
+    };
+    constexpr std::string_view data = "data: ";
+    if (body.rfind(data, 0) != 0) {  // one JSON document
+        json j = json::parse(body, nullptr, false);
+        if (!j.is_object()) return body;
+        refresh(j);
+        return dump(j);
+    }
+    std::string out;
+    out.reserve(body.size());
+    size_t at = 0;
+    while (at < body.size()) {
+        size_t end = body.find("\n\n", at);
+        end = end == std::string::npos ? body.size() : end + 2;
+        const std::string_view event(body.data() + at, end - at);
+        json j = event.rfind(data, 0) == 0 ? json::parse(event.substr(data.size()), nullptr, false) : json();
+        if (j.is_object()) {
+            refresh(j);
+            out += sse(j);
+        } else {
+            out += event;  // [DONE], a comment
+        }
+        at = end;
+    }
+    return out;
+}
+
 }  // namespace
 
 void text_models::add(std::unique_ptr<text::text_stage> s) {
@@ -544,8 +580,12 @@ std::vector<route> text_routes(meter& m, const text_models& stages, const model_
         };
     };
     return {
-        {http::verb::post, "/v1/chat/completions", nullptr, m.metered("chat.completions", handler(api::chat), deterministic)},
-        {http::verb::post, "/v1/completions", nullptr, m.metered("completions", handler(api::completions), deterministic)},
+        {http::verb::post, "/v1/chat/completions", nullptr,
+         m.metered("chat.completions", handler(api::chat), deterministic, meter::route_work::heavy,
+                   [](std::string body) { return fresh_identity(api::chat, std::move(body)); })},
+        {http::verb::post, "/v1/completions", nullptr,
+         m.metered("completions", handler(api::completions), deterministic, meter::route_work::heavy,
+                   [](std::string body) { return fresh_identity(api::completions, std::move(body)); })},
     };
 }
 

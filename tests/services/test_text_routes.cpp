@@ -158,11 +158,34 @@ TEST(text_routes, a_streamed_chat_adds_up_to_the_whole_answer) {
     EXPECT_TRUE(evs.back()["choices"].empty());
     EXPECT_EQ(evs.back()["usage"], whole.body["usage"]);
     EXPECT_EQ(f.spent(), 2 * k_price) << "streamed and whole are different requests, each billed once";
-    // The same greedy request again is answered from the response cache (cache_price 0), byte for byte.
+    // The same greedy request again is answered from the response cache (cache_price 0): the same answer,
+    // as a response of its own (its own id).
     auto again = f.call("POST", "/v1/chat/completions", req.dump());
     ASSERT_EQ(again.status, 200u);
     EXPECT_EQ(again.raw["x-mmserve-cache"], "hit");
-    EXPECT_EQ(again.raw.body(), whole.raw.body());
+    EXPECT_NE(again.body["id"], whole.body["id"]);
+    EXPECT_EQ(again.body["id"].get<std::string>().rfind("chatcmpl-", 0), 0u);
+    EXPECT_GE(again.body["created"].get<int64_t>(), whole.body["created"].get<int64_t>());
+    json same = again.body;
+    same["id"] = whole.body["id"];
+    same["created"] = whole.body["created"];
+    EXPECT_EQ(same, whole.body) << "everything else as first answered";
+    EXPECT_EQ(f.spent(), 2 * k_price);
+    // A streamed answer from the cache: every event carries the one new id, the events otherwise unchanged.
+    auto streamed_again = f.call("POST", "/v1/chat/completions", sreq.dump());
+    ASSERT_EQ(streamed_again.status, 200u);
+    EXPECT_EQ(streamed_again.raw["x-mmserve-cache"], "hit");
+    auto [evs2, done2] = events(streamed_again.raw.body());
+    EXPECT_TRUE(done2);
+    ASSERT_EQ(evs2.size(), evs.size());
+    for (size_t i = 0; i < evs.size(); ++i) {
+        EXPECT_EQ(evs2[i]["id"], evs2.front()["id"]);
+        EXPECT_NE(evs2[i]["id"], evs[i]["id"]);
+        json e = evs2[i];
+        e["id"] = evs[i]["id"];
+        e["created"] = evs[i]["created"];
+        EXPECT_EQ(e, evs[i]) << i;
+    }
     EXPECT_EQ(f.spent(), 2 * k_price);
 }
 
