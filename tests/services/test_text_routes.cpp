@@ -273,6 +273,21 @@ TEST(text_routes, structured_output_and_tool_calls_always_parse) {
         EXPECT_TRUE(doc["city"] == "Paris" || doc["city"] == "Rome") << doc;
         EXPECT_TRUE(doc["days"].is_number_integer()) << doc;
 
+        // The same in pydantic's spelling: a $ref into $defs and an optional (anyOf with null) field.
+        json pyd = req;
+        const json pyd_schema = {{"$defs", {{"City", {{"enum", {"Paris", "Rome"}}}}}},
+                                 {"type", "object"},
+                                 {"properties", {{"city", {{"$ref", "#/$defs/City"}}},
+                                                 {"days", {{"anyOf", {{{"type", "integer"}}, {{"type", "null"}}}}}}}},
+                                 {"required", {"city", "days"}}};
+        pyd["response_format"] = {{"type", "json_schema"}, {"json_schema", {{"name", "w"}, {"schema", pyd_schema}}}};
+        auto b = f.call("POST", "/v1/chat/completions", pyd.dump());
+        ASSERT_EQ(b.status, 200u) << b.body.dump();
+        EXPECT_EQ(b.body["choices"][0]["finish_reason"], "stop");
+        const json pdoc = json::parse(b.body["choices"][0]["message"]["content"].get<std::string>());
+        EXPECT_TRUE(pdoc["city"] == "Paris" || pdoc["city"] == "Rome") << pdoc;
+        EXPECT_TRUE(pdoc["days"].is_number_integer() || pdoc["days"].is_null()) << pdoc;
+
         json tool = req;
         tool["tools"] = {{{"type", "function"}, {"function", {{"name", "get_weather"}, {"parameters", weather}}}}};
         tool["tool_choice"] = "required";

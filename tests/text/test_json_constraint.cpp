@@ -71,11 +71,71 @@ TEST(json_constraint, tool_calls_take_the_named_tools_arguments) {
     EXPECT_FALSE(accepts(call, R"({"arguments":{},"name":"add"})"));
 }
 
+// What pydantic and zod write for optional and shared types: anyOf with null, type lists, $defs and $ref.
+const char* k_order = R"({"$defs":{"Item":{"type":"object","properties":{"sku":{"type":"string"},
+    "qty":{"type":"integer"}},"required":["sku","qty"]}},
+    "type":"object","properties":{
+      "note":{"anyOf":[{"type":"string"},{"type":"null"}]},
+      "items":{"type":"array","items":{"$ref":"#/$defs/Item"}},
+      "discount":{"type":["number","null"]},
+      "gift":{"type":"boolean","nullable":true},
+      "status":{"oneOf":[{"enum":["open","closed"]},{"type":"integer"},{"type":"object","properties":{"code":{"type":"integer"}}}]}},
+    "required":["note","items","discount"]})";
+
+TEST(json_constraint, unions_type_lists_and_refs_take_one_branch_by_the_first_byte) {
+    const auto order = schema(k_order);
+    struct row { const char* doc; bool ok; };
+    const row rows[] = {
+        {R"({"note":null,"items":[],"discount":null})", true},
+        {R"({"note":"ring twice","items":[{"sku":"a1","qty":2}],"discount":0.5,"gift":true,"status":"open"})", true},
+        {R"({"note":null,"items":[],"discount":1,"gift":null,"status":3})", true},
+        {R"({"note":null,"items":[],"discount":1,"status":{"code":7}})", true},
+        {R"({"note":3,"items":[],"discount":null})", false},               // neither string nor null
+        {R"({"note":null,"items":[{"sku":"a1"}],"discount":null})", false},  // the $ref's required qty
+        {R"({"note":null,"items":[{"sku":1,"qty":1}],"discount":null})", false},
+        {R"({"note":null,"items":[],"discount":"0"})", false},
+        {R"({"note":null,"items":[],"discount":null,"gift":"yes"})", false},
+        {R"({"note":null,"items":[],"discount":null,"status":"pending"})", false},  // not in the enum
+        {R"({"note":null,"items":[],"discount":null,"status":1.5})", false},        // integer branch
+        {R"({"items":[],"discount":null})", false},                                 // note is required
+    };
+    for (const auto& r : rows) EXPECT_EQ(accepts(order, r.doc), r.ok) << r.doc;
+    EXPECT_TRUE(accepts(schema(R"({"$ref":"#/$defs/A","$defs":{"A":{"type":"integer"}}})"), "42"));
+    EXPECT_TRUE(accepts(schema(R"({"anyOf":[{"anyOf":[{"type":"null"}]},{"type":"string"}]})"), R"("x")"))
+        << "nested alternatives are flattened";
+}
+
 TEST(json_constraint, unsupported_schemas_are_named) {
-    EXPECT_FALSE(json_schema_parse("{nope"));
-    EXPECT_FALSE(json_schema_parse(R"({"type":"object","properties":{"a":{"anyOf":[{"type":"string"}]}}})"));
-    EXPECT_FALSE(json_schema_parse(R"({"type":"quaternion"})"));
-    EXPECT_FALSE(json_schema_parse(R"({"type":["string","null"]})"));
+    struct row { const char* schema; const char* says; };
+    const row rows[] = {
+        {"{nope", "JSON"},
+        {R"({"type":"quaternion"})", "quaternion"},
+        {R"({"anyOf":[{"type":"string"},{"enum":["a","b"]}]})", "same JSON type"},  // both begin with '"'
+        {R"({"type":["integer","number"]})", "same JSON type"},
+        {R"({"anyOf":[{},{"type":"null"}]})", "same JSON type"},  // anything begins like null
+        {R"({"anyOf":[]})", "at least one"},
+        {R"({"anyOf":{"type":"string"}})", "expected an array"},
+        {R"({"allOf":[{"type":"string"}]})", "allOf"},
+        {R"({"$ref":"#/$defs/Missing"})", "names nothing"},
+        {R"({"$ref":"https://example.com/s.json"})", "inside the schema"},
+        {R"({"$defs":{"N":{"type":"object","properties":{"next":{"$ref":"#/$defs/N"}}}},"$ref":"#/$defs/N"})",
+         "recurses"},
+    };
+    for (const auto& r : rows) {
+        auto s = json_schema_parse(r.schema);
+        ASSERT_FALSE(s) << r.schema;
+        EXPECT_NE(s.error().message().find(r.says), std::string::npos) << r.schema << ": " << s.error().message();
+    }
+    // Definitions that each use the next twice: 2^13 nodes from a schema of under a kilobyte.
+    json doubling = {{"$ref", "#/$defs/d0"}};
+    for (int i = 0; i < 12; ++i) {
+        const json next = {{"$ref", "#/$defs/d" + std::to_string(i + 1)}};
+        doubling["$defs"]["d" + std::to_string(i)] = {{"type", "object"}, {"properties", {{"a", next}, {"b", next}}}};
+    }
+    doubling["$defs"]["d12"] = {{"type", "string"}};
+    auto s = json_schema_parse(doubling.dump());
+    ASSERT_FALSE(s);
+    EXPECT_NE(s.error().message().find("too many nodes"), std::string::npos) << s.error().message();
 }
 
 // Byte-level random walks: at every step some byte continues the document (no dead ends), the recogniser
@@ -85,7 +145,8 @@ TEST(json_constraint, byte_walks_never_dead_end_and_finish_valid) {
     std::mt19937 rng(3);
     int finished = 0;
     for (int run = 0; run < 300; ++run) {
-        json_recognizer r(run % 3 == 0 ? call : run % 3 == 1 ? schema(k_person) : json_schema_any_object());
+        json_recognizer r(run % 4 == 0 ? call : run % 4 == 1 ? schema(k_person) : run % 4 == 2 ? schema(k_order)
+                                                                                        : json_schema_any_object());
         std::string out;
         for (int i = 0; i < 300 && !r.complete(); ++i) {
             std::vector<char> ok;
@@ -121,6 +182,8 @@ TEST(json_constraint, closing_is_a_way_out_from_every_prefix) {
     EXPECT_EQ(json_recognizer(json_schema_any_object()).closing(), "{}");
     EXPECT_EQ(json_recognizer(call).closing(), R"({"name":"noop","arguments":{}})");
     EXPECT_EQ(json_recognizer(odd).closing(), "{\"z\u00fcrich\":[],\"deep\":{\"s\":\"\"}}");
+    const auto order = schema(k_order);
+    EXPECT_EQ(json_recognizer(order).closing(), R"({"note":"","items":[],"discount":0})") << "each union's shortest branch";
     struct prefix { json_schema_ptr s; const char* text; const char* rest; };
     const prefix known[] = {
         {person, R"({"name":"Al","age":-)", "0}"},
@@ -142,10 +205,10 @@ TEST(json_constraint, closing_is_a_way_out_from_every_prefix) {
         EXPECT_EQ(r.closing(), k.rest) << k.text;
     }
     std::mt19937 rng(11);
-    const json_schema_ptr schemas[] = {person, call, odd, json_schema_any_object()};
+    const json_schema_ptr schemas[] = {person, call, odd, json_schema_any_object(), order};
     int prefixes = 0;
-    for (int run = 0; run < 120; ++run) {
-        json_recognizer r(schemas[run % 4]);
+    for (int run = 0; run < 150; ++run) {
+        json_recognizer r(schemas[run % 5]);
         std::string out;
         for (int i = 0; i < 80 && !r.complete(); ++i) {
             // Walk out from here along closing(), checking each step.
@@ -224,11 +287,12 @@ TEST(json_constraint, masked_generation_always_ends_in_a_valid_document) {
     for (int32_t i = 0; i < tok->n_vocab(); ++i) pieces.push_back(tok->piece(i));
     const token_trie trie(pieces);
     const auto person = schema(k_person);
+    const auto order = schema(k_order);
     std::mt19937 rng(7);
     std::vector<bool> allowed(pieces.size());
     int finished = 0;
-    for (int run = 0; run < 200; ++run) {
-        json_recognizer r(run % 2 ? person : json_schema_any_object());
+    for (int run = 0; run < 240; ++run) {
+        json_recognizer r(run % 3 == 1 ? person : run % 3 == 2 ? order : json_schema_any_object());
         std::string out;
         for (int step = 0; step < 400 && !r.complete(); ++step) {
             trie.mask(r, allowed);
@@ -248,9 +312,25 @@ TEST(json_constraint, masked_generation_always_ends_in_a_valid_document) {
         const json doc = json::parse(out, nullptr, false);
         ASSERT_FALSE(doc.is_discarded()) << out;
         ASSERT_TRUE(doc.is_object()) << out;
-        if (run % 2) {
+        if (run % 3 == 1) {
             EXPECT_TRUE(doc["name"].is_string()) << out;
             EXPECT_TRUE(doc["age"].is_number_integer()) << out;
+        }
+        if (run % 3 == 2) {  // k_order, checked by hand
+            EXPECT_TRUE(doc["note"].is_string() || doc["note"].is_null()) << out;
+            ASSERT_TRUE(doc["items"].is_array()) << out;
+            for (const auto& it : doc["items"]) {
+                EXPECT_TRUE(it["sku"].is_string()) << out;
+                EXPECT_TRUE(it["qty"].is_number_integer()) << out;
+            }
+            EXPECT_TRUE(doc["discount"].is_number() || doc["discount"].is_null()) << out;
+            if (doc.contains("gift")) EXPECT_TRUE(doc["gift"].is_boolean() || doc["gift"].is_null()) << out;
+            if (doc.contains("status")) {
+                const json& st = doc["status"];
+                EXPECT_TRUE(st == "open" || st == "closed" || st.is_number_integer() ||
+                            (st.is_object() && (!st.contains("code") || st["code"].is_number_integer())))
+                    << out;
+            }
         }
     }
     EXPECT_GE(finished, 50) << "enough walks finished to mean something";

@@ -9,8 +9,9 @@
 namespace mm::text {
 
 struct json_schema {
-    enum class kind { any, object, array, string, number, integer, boolean, null, literals, tool_call };
+    enum class kind { any, object, array, string, number, integer, boolean, null, literals, tool_call, one_of };
     kind k = kind::any;
+    std::vector<json_schema_ptr> branches;  // one_of: values that differ in their first byte, so it picks one
     std::vector<std::pair<std::string, json_schema_ptr>> properties;  // object: declared order; tool_call: tools
     std::vector<bool> required;                                       // parallel to properties
     json_schema_ptr items;                                            // array
@@ -52,8 +53,14 @@ void settle(json_schema& s) {
             break;
         }
         case kind::tool_call: s.shortest = "{\"name\":" + tool_rest(s, ""); break;
+        case kind::one_of:
+            s.shortest = s.branches.front()->shortest;
+            for (const auto& b : s.branches)
+                if (b->shortest.size() < s.shortest.size()) s.shortest = b->shortest;
+            break;
     }
     s.widest = s.shortest.size();
+    for (const auto& b : s.branches) s.widest = std::max(s.widest, b->widest);
     for (const auto& [_, p] : s.properties) s.widest = std::max(s.widest, p->widest);
     if (s.items) s.widest = std::max(s.widest, s.items->widest);
 }
@@ -96,10 +103,108 @@ const json_schema& tool_schema(const json_schema& call, const std::string& tool)
     return *any_value();
 }
 
-result<json_schema_ptr> parse_node(const json& j, const std::string& at, int depth) {
-    if (depth > 32) return status(errc::invalid_argument, at + ": schema nested too deeply");
+// Whether a value of schema s may begin with byte c. A one_of's branches never share one.
+bool may_start(const json_schema& s, unsigned char c) {
+    switch (s.k) {
+        case kind::object: case kind::tool_call: return c == '{';
+        case kind::array: return c == '[';
+        case kind::string: return c == '"';
+        case kind::number: case kind::integer: return c == '-' || (c >= '0' && c <= '9');
+        case kind::literals:
+            for (const auto& l : s.literals)
+                if (static_cast<unsigned char>(l.front()) == c) return true;
+            return false;
+        case kind::one_of:
+            for (const auto& b : s.branches)
+                if (may_start(*b, c)) return true;
+            return false;
+        case kind::any: case kind::boolean: case kind::null:
+            return c == '{' || c == '[' || c == '"' || c == '-' || (c >= '0' && c <= '9') || c == 't' || c == 'f' || c == 'n';
+    }
+    return false;
+}
+
+// The schema document being parsed, for $ref, and how many nodes it may still expand to: references can
+// repeat a definition, doubling per level, so the count (not only the depth) is bounded.
+struct parse_ctx {
+    const json& root;
+    int nodes_left = 4096;
+};
+
+result<json_schema_ptr> parse_node(const json& j, parse_ctx& cx, const std::string& at, int depth);
+
+// anyOf / oneOf / a list of types: the alternatives, nested ones flattened. The recogniser picks a branch
+// by a value's first byte, so the branches must begin differently: one object, one array, one string, one
+// number, and literals (null, true, false, enums) that no other branch can begin with.
+result<json_schema_ptr> one_of(const std::vector<json>& alternatives, parse_ctx& cx, const std::string& at, int depth) {
+    auto s = std::make_shared<json_schema>();
+    s->k = kind::one_of;
+    for (size_t i = 0; i < alternatives.size(); ++i) {
+        auto b = parse_node(alternatives[i], cx, at + "[" + std::to_string(i) + "]", depth + 1);
+        if (!b) return b.error();
+        if ((*b)->k == kind::one_of) {
+            s->branches.insert(s->branches.end(), (*b)->branches.begin(), (*b)->branches.end());
+        } else {
+            s->branches.push_back(*b);
+        }
+    }
+    if (s->branches.empty()) return status(errc::invalid_argument, at + ": expected at least one alternative");
+    for (int c = 0; c < 256; ++c) {
+        int n = 0;
+        for (const auto& b : s->branches) n += may_start(*b, static_cast<unsigned char>(c)) ? 1 : 0;
+        if (n > 1)
+            return status(errc::invalid_argument, at + ": alternatives of the same JSON type (both may begin with '" +
+                                                      std::string(1, static_cast<char>(c)) +
+                                                      "') are not supported in constrained output");
+    }
+    if (s->branches.size() == 1) return s->branches.front();
+    return settled(s);
+}
+
+// A local reference, "#" or "#/$defs/Name" (a JSON pointer into the schema document itself).
+result<const json*> resolve_ref(const json& ref, const json& root, const std::string& at) {
+    if (!ref.is_string()) return status(errc::invalid_argument, at + ".$ref: expected a string");
+    const std::string r = ref.get<std::string>();
+    if (r.empty() || r[0] != '#')
+        return status(errc::invalid_argument, at + ".$ref: only references inside the schema ('#/...') are supported");
+    try {
+        const json::json_pointer ptr(r.substr(1));
+        if (!root.contains(ptr)) return status(errc::invalid_argument, at + ".$ref: '" + r + "' names nothing in the schema");
+        return &root.at(ptr);
+    } catch (const json::exception&) {
+        return status(errc::invalid_argument, at + ".$ref: '" + r + "' is not a JSON pointer");
+    }
+}
+
+result<json_schema_ptr> parse_node(const json& j, parse_ctx& cx, const std::string& at, int depth) {
+    if (depth > 32) return status(errc::invalid_argument, at + ": schema nested too deeply (or a $ref that recurses)");
+    if (--cx.nodes_left < 0) return status(errc::invalid_argument, at + ": schema expands to too many nodes");
     if (j.is_boolean() && j.get<bool>()) return any_value();
     if (!j.is_object()) return status(errc::invalid_argument, at + ": expected a schema object");
+    if (j.contains("$ref")) {  // its siblings are ignored, as in draft 7
+        auto target = resolve_ref(j["$ref"], cx.root, at);
+        if (!target) return target.error();
+        return parse_node(**target, cx, at + ".$ref", depth + 1);
+    }
+    for (const char* k : {"anyOf", "oneOf"}) {
+        if (!j.contains(k)) continue;
+        if (!j[k].is_array()) return status(errc::invalid_argument, at + "." + k + ": expected an array");
+        return one_of(std::vector<json>(j[k].begin(), j[k].end()), cx, at + "." + k, depth);
+    }
+    if (j.contains("type") && j["type"].is_array()) {  // ["string", "null"]: each type with the other keywords
+        std::vector<json> alternatives;
+        for (const auto& t : j["type"]) {
+            json one = j;
+            one["type"] = t;
+            alternatives.push_back(std::move(one));
+        }
+        return one_of(alternatives, cx, at + ".type", depth);
+    }
+    if (j.contains("nullable") && j["nullable"] == true) {  // OpenAPI's spelling of ["<type>", "null"]
+        json one = j;
+        one.erase("nullable");
+        return one_of({one, json{{"type", "null"}}}, cx, at, depth);
+    }
     auto s = std::make_shared<json_schema>();
     if (j.contains("enum") || j.contains("const")) {
         s->k = kind::literals;
@@ -109,8 +214,7 @@ result<json_schema_ptr> parse_node(const json& j, const std::string& at, int dep
         return settled(s);
     }
     if (!j.contains("type")) {
-        for (const char* k : {"anyOf", "oneOf", "allOf", "$ref"})
-            if (j.contains(k)) return status(errc::invalid_argument, at + "." + k + " is not supported in constrained output");
+        if (j.contains("allOf")) return status(errc::invalid_argument, at + ".allOf is not supported in constrained output");
         return any_value();
     }
     if (!j["type"].is_string()) return status(errc::invalid_argument, at + ".type: expected a single type name");
@@ -131,7 +235,7 @@ result<json_schema_ptr> parse_node(const json& j, const std::string& at, int dep
             for (auto it = props.begin(); it != props.end(); ++it) {
                 if (it.key().find_first_of("\"\\") != std::string::npos)
                     return status(errc::invalid_argument, at + ".properties: names with quotes or backslashes are not supported");
-                auto child = parse_node(it.value(), at + ".properties." + it.key(), depth + 1);
+                auto child = parse_node(it.value(), cx, at + ".properties." + it.key(), depth + 1);
                 if (!child) return child.error();
                 s->properties.emplace_back(it.key(), *child);
                 s->required.push_back(std::find(req.begin(), req.end(), it.key()) != req.end());
@@ -140,7 +244,7 @@ result<json_schema_ptr> parse_node(const json& j, const std::string& at, int dep
     } else if (type == "array") {
         s->k = kind::array;
         if (j.contains("items")) {
-            auto child = parse_node(j["items"], at + ".items", depth + 1);
+            auto child = parse_node(j["items"], cx, at + ".items", depth + 1);
             if (!child) return child.error();
             s->items = *child;
         } else {
@@ -169,7 +273,8 @@ result<json_schema_ptr> parse_node(const json& j, const std::string& at, int dep
 result<json_schema_ptr> json_schema_parse(std::string_view schema_json) {
     const json j = json::parse(schema_json, nullptr, false);
     if (j.is_discarded()) return status(errc::invalid_argument, "schema: not valid JSON");
-    return parse_node(j, "schema", 0);
+    parse_ctx cx{.root = j};
+    return parse_node(j, cx, "schema", 0);
 }
 
 json_schema_ptr json_schema_any_object() {
@@ -460,6 +565,13 @@ bool json_recognizer::feed(char c) {
     };
     // Start a value of schema s with its first character c (whitespace already skipped).
     auto start_value = [&](const json_schema* s, char ch) -> bool {
+        if (s->k == kind::one_of) {  // the one branch this first byte can begin
+            const json_schema* pick = nullptr;
+            for (const auto& b : s->branches)
+                if (may_start(*b, static_cast<unsigned char>(ch))) pick = b.get();
+            if (!pick) return false;
+            s = pick;
+        }
         auto f = std::make_shared<frame>();
         f->s = s;
         const kind k = s->k;
