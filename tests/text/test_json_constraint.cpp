@@ -103,6 +103,8 @@ TEST(json_constraint, unions_type_lists_and_refs_take_one_branch_by_the_first_by
     EXPECT_TRUE(accepts(schema(R"({"$ref":"#/$defs/A","$defs":{"A":{"type":"integer"}}})"), "42"));
     EXPECT_TRUE(accepts(schema(R"({"anyOf":[{"anyOf":[{"type":"null"}]},{"type":"string"}]})"), R"("x")"))
         << "nested alternatives are flattened";
+    EXPECT_TRUE(accepts(schema(R"({"type":["string","null"],"nullable":true})"), "null")) << "null said twice is one branch";
+    EXPECT_TRUE(accepts(schema(R"({"type":["integer"],"nullable":true})"), "null"));
 }
 
 TEST(json_constraint, unsupported_schemas_are_named) {
@@ -116,6 +118,7 @@ TEST(json_constraint, unsupported_schemas_are_named) {
         {R"({"anyOf":[]})", "at least one"},
         {R"({"anyOf":{"type":"string"}})", "expected an array"},
         {R"({"allOf":[{"type":"string"}]})", "allOf"},
+        {R"({"type":"object","properties":{"a\fb":{"type":"string"}}})", "control characters"},  // found by the fuzzer
         {R"({"$ref":"#/$defs/Missing"})", "names nothing"},
         {R"({"$ref":"https://example.com/s.json"})", "inside the schema"},
         {R"({"$defs":{"N":{"type":"object","properties":{"next":{"$ref":"#/$defs/N"}}}},"$ref":"#/$defs/N"})",

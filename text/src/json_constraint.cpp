@@ -193,11 +193,15 @@ result<json_schema_ptr> parse_node(const json& j, parse_ctx& cx, const std::stri
     }
     if (j.contains("type") && j["type"].is_array()) {  // ["string", "null"]: each type with the other keywords
         std::vector<json> alternatives;
+        bool has_null = false;
         for (const auto& t : j["type"]) {
             json one = j;
+            one.erase("nullable");  // said once below, not per type
             one["type"] = t;
+            has_null = has_null || t == "null";
             alternatives.push_back(std::move(one));
         }
+        if (!has_null && j.contains("nullable") && j["nullable"] == true) alternatives.push_back(json{{"type", "null"}});
         return one_of(alternatives, cx, at + ".type", depth);
     }
     if (j.contains("nullable") && j["nullable"] == true) {  // OpenAPI's spelling of ["<type>", "null"]
@@ -233,8 +237,12 @@ result<json_schema_ptr> parse_node(const json& j, parse_ctx& cx, const std::stri
             }
             // Declared order (nlohmann::ordered_json keeps it).
             for (auto it = props.begin(); it != props.end(); ++it) {
-                if (it.key().find_first_of("\"\\") != std::string::npos)
-                    return status(errc::invalid_argument, at + ".properties: names with quotes or backslashes are not supported");
+                // Names are matched and completed as raw bytes inside quotes: what JSON would need escaped is refused.
+                const std::string& name = it.key();
+                if (name.find_first_of("\"\\") != std::string::npos ||
+                    std::any_of(name.begin(), name.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; }))
+                    return status(errc::invalid_argument,
+                                  at + ".properties: names with quotes, backslashes or control characters are not supported");
                 auto child = parse_node(it.value(), cx, at + ".properties." + it.key(), depth + 1);
                 if (!child) return child.error();
                 s->properties.emplace_back(it.key(), *child);

@@ -5,7 +5,9 @@
 //
 // Schema subset: type object (properties in declared order, required, additionalProperties false implied
 // once properties are given), array (items), string, number, integer, boolean, null; enum and const of any
-// JSON values; a schema without a type accepts any JSON value. The text stage's tool calls use a
+// JSON values; anyOf / oneOf, type lists and nullable whose alternatives are of different JSON types (the
+// recogniser picks one by a value's first byte); $ref into the schema's own document, not recursive; a
+// schema without a type accepts any JSON value. The text stage's tool calls use a
 // tool-call schema: {"name": <one of the tools>, "arguments": <that tool's parameters>}.
 // Thread safety: a schema is immutable and shared; a recogniser belongs to one sequence.
 #pragma once
