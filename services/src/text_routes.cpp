@@ -579,13 +579,15 @@ std::vector<route> text_routes(meter& m, const text_models& stages, const model_
             run(kind, stages, registry, std::move(req), std::move(out));
         };
     };
+    auto refresh = [](api kind) {
+        return [kind](std::string body) { return fresh_identity(kind, std::move(body)); };
+    };
     return {
         {http::verb::post, "/v1/chat/completions", nullptr,
-         m.metered("chat.completions", handler(api::chat), deterministic, meter::route_work::heavy,
-                   [](std::string body) { return fresh_identity(api::chat, std::move(body)); })},
+         m.metered("chat.completions", handler(api::chat), deterministic, meter::route_work::heavy, refresh(api::chat))},
         {http::verb::post, "/v1/completions", nullptr,
          m.metered("completions", handler(api::completions), deterministic, meter::route_work::heavy,
-                   [](std::string body) { return fresh_identity(api::completions, std::move(body)); })},
+                   refresh(api::completions))},
     };
 }
 

@@ -264,9 +264,12 @@ TEST(text_routes, structured_output_and_tool_calls_always_parse) {
     for (int seed = 0; seed < 3; ++seed) {
         json req = {{"model", "stories"}, {"messages", {{{"role", "user"}, {"content", "Weather in Paris?"}}}},
                     {"max_tokens", 300}, {"seed", seed}, {"temperature", 0.8}};
-        json obj = req;
-        obj["response_format"] = {{"type", "json_schema"}, {"json_schema", {{"name", "w"}, {"schema", weather}}}};
-        auto a = f.call("POST", "/v1/chat/completions", obj.dump());
+        auto with_schema = [&](const json& schema) {
+            json r = req;
+            r["response_format"] = {{"type", "json_schema"}, {"json_schema", {{"name", "w"}, {"schema", schema}}}};
+            return f.call("POST", "/v1/chat/completions", r.dump());
+        };
+        auto a = with_schema(weather);
         ASSERT_EQ(a.status, 200u) << a.body.dump();
         EXPECT_EQ(a.body["choices"][0]["finish_reason"], "stop");
         const json doc = json::parse(a.body["choices"][0]["message"]["content"].get<std::string>());
@@ -274,14 +277,12 @@ TEST(text_routes, structured_output_and_tool_calls_always_parse) {
         EXPECT_TRUE(doc["days"].is_number_integer()) << doc;
 
         // The same in pydantic's spelling: a $ref into $defs and an optional (anyOf with null) field.
-        json pyd = req;
         const json pyd_schema = {{"$defs", {{"City", {{"enum", {"Paris", "Rome"}}}}}},
                                  {"type", "object"},
                                  {"properties", {{"city", {{"$ref", "#/$defs/City"}}},
                                                  {"days", {{"anyOf", {{{"type", "integer"}}, {{"type", "null"}}}}}}}},
                                  {"required", {"city", "days"}}};
-        pyd["response_format"] = {{"type", "json_schema"}, {"json_schema", {{"name", "w"}, {"schema", pyd_schema}}}};
-        auto b = f.call("POST", "/v1/chat/completions", pyd.dump());
+        auto b = with_schema(pyd_schema);
         ASSERT_EQ(b.status, 200u) << b.body.dump();
         EXPECT_EQ(b.body["choices"][0]["finish_reason"], "stop");
         const json pdoc = json::parse(b.body["choices"][0]["message"]["content"].get<std::string>());
