@@ -99,11 +99,19 @@ speed llama_cpp(const fs::path& model, int n_prefill, int n_decode, int threads)
     return s;
 }
 
-void row(const char* name, const text::llama_model& m, const speed& ours, const speed& ref, double gbs) {
+// This VM's read bandwidth moves between about 45 and 90 GB/s from minute to minute, so each row's limit
+// comes from streaming reads just before and just after its own measurement (their mean), not from one
+// figure at the start.
+double stream_gbs(thread_pool& pool) { return bench::stream_read_gbs(pool, size_t{128} << 20, 4); }  // 512 MiB in DRAM
+
+void row(const char* name, thread_pool& pool, const text::llama_model& m, int n_prefill, int n_decode, const speed& ref) {
+    const double before = stream_gbs(pool);
+    const speed ours = measure(pool, m, n_prefill, n_decode);
+    const double after = stream_gbs(pool);
     const double gb = static_cast<double>(m.weight_bytes()) / 1e9;
-    const double limit = gbs / gb;
-    std::printf("%-26s %8.3f %10.1f %10.1f %8.1f%% %10.1f", name, gb, ours.decode_tps, limit, ours.decode_tps / limit * 100,
-                ours.prefill_tps);
+    const double limit = (before + after) / 2 / gb;
+    std::printf("%-26s %8.3f %6.1f/%-6.1f %10.1f %10.1f %8.1f%% %10.1f", name, gb, before, after, ours.decode_tps, limit,
+                ours.decode_tps / limit * 100, ours.prefill_tps);
     if (ref.decode_tps > 0)
         std::printf("   llama.cpp tg %.1f pp %.1f -> %.2fx / %.2fx", ref.decode_tps, ref.prefill_tps,
                     ours.decode_tps / ref.decode_tps, ours.prefill_tps / ref.prefill_tps);
@@ -174,10 +182,10 @@ int main(int argc, char** argv) {
     bench::print_header("bench_text");
     thread_pool pool;
     const int n_prefill = 128, n_decode = 64;
-    // DRAM bandwidth with the model-sized working set: 4 buffers of 128 MiB.
-    const double gbs = bench::stream_read_gbs(pool, size_t{128} << 20, 4);
-    std::printf("streaming read (DRAM, 512 MiB working set, %d threads): %.1f GB/s\n", pool.size(), gbs);
-    std::printf("\n%-26s %8s %10s %10s %9s %10s\n", "model", "GB", "decode t/s", "limit t/s", "of limit", "prefill t/s");
+    std::printf("read GB/s: streaming reads of a 512 MiB working set (DRAM), %d threads, just before / after the row\n",
+                pool.size());
+    std::printf("\n%-26s %8s %13s %10s %10s %9s %10s\n", "model", "GB", "read GB/s", "decode t/s", "limit t/s", "of limit",
+                "prefill t/s");
 
     for (const char* name : {"stories260K-f32.gguf", "stories260K-q8_0.gguf", "stories260K-q4_0.gguf"}) {
         auto f = gguf_open(k_shared / "models" / "text" / name);
@@ -188,7 +196,7 @@ int main(int argc, char** argv) {
         }
         // 260K parameters live in cache: its row shows overheads, not bandwidth.
         const auto fast = text::llama_for_matvec(*m);
-        row(name, *fast, measure(pool, *fast, n_prefill, n_decode), llama_cpp(k_shared / "models" / "text" / name, n_prefill, n_decode, pool.size()), gbs);
+        row(name, pool, *fast, n_prefill, n_decode, llama_cpp(k_shared / "models" / "text" / name, n_prefill, n_decode, pool.size()));
     }
 
     // TinyLlama-1.1B shapes, random weights, the LLaMA SPM vocabulary (32000 tokens).
@@ -213,7 +221,7 @@ int main(int argc, char** argv) {
             }
             const std::string label = "1.1B random " + std::string(dtype_name(t));
             const auto fast = text::llama_for_matvec(*m);  // as the text stage serves it
-            row(label.c_str(), *fast, measure(pool, *fast, n_prefill, n_decode), llama_cpp(path, n_prefill, n_decode, pool.size()), gbs);
+            row(label.c_str(), pool, *fast, n_prefill, n_decode, llama_cpp(path, n_prefill, n_decode, pool.size()));
         }
         if (t == dtype::q4_0) {
             std::printf("  through HTTP (streamed completions of 32 tokens, meter on): ");

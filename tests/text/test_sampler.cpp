@@ -2,7 +2,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
 #include <map>
+#include <random>
+#include <set>
 #include <vector>
 
 #include "text/sampler.h"
@@ -70,6 +73,55 @@ TEST(sampler, top_p_and_min_p_cut_the_tail) {
         EXPECT_TRUE(p == 1 || p == 4) << "top_p 0.7 keeps the two that reach it: " << p;
         const int32_t m = draw({.temperature = 1.0f, .min_p = 0.3f, .seed = seed}, logits());
         EXPECT_TRUE(m == 1 || m == 4 || m == 2) << "min_p 0.3 keeps p >= 0.117: " << m;
+    }
+}
+
+// A vocabulary-sized row, where top-k, top-p and min-p no longer sort the whole row: the kept set must be
+// the same best-first cut a full sort gives, with the same ties rule (lower id first).
+TEST(sampler, cuts_on_a_vocabulary_sized_row_match_a_full_sort) {
+    std::mt19937 rng(7);
+    std::normal_distribution<float> normal(0.0f, 1.5f);
+    std::vector<float> row(5000);
+    for (auto& v : row) v = std::round(normal(rng) * 8.0f) / 8.0f;  // coarse values: many ties at the cut
+    std::vector<int32_t> order(row.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int32_t>(i);
+    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
+    const float t = 0.9f;
+    auto weight = [&](int32_t id) { return std::exp(static_cast<double>(row[id] - row[order[0]]) / t); };
+    // Expected kept sets, by the definitions: top_k the k best; then top_p the shortest prefix of those
+    // reaching p of their mass; min_p those with p >= min_p * p_max.
+    auto kept = [&](int top_k, float top_p, float min_p) {
+        const size_t k = top_k > 0 ? static_cast<size_t>(top_k) : order.size();
+        double z = 0;
+        for (size_t i = 0; i < k; ++i) z += weight(order[i]);
+        size_t end = k;
+        double cum = 0;
+        for (size_t i = 0; i < k && top_p < 1.0f; ++i)
+            if ((cum += weight(order[i]) / z) >= top_p) {
+                end = i + 1;
+                break;
+            }
+        std::set<int32_t> out;
+        for (size_t i = 0; i < end; ++i)
+            if (weight(order[i]) >= min_p) out.insert(order[i]);
+        return out;
+    };
+    struct cut { int top_k; float top_p, min_p; };
+    for (const cut c : {cut{0, 0.3f, 0.0f}, cut{0, 0.9f, 0.0f}, cut{300, 0.5f, 0.0f}, cut{0, 1.0f, 0.05f},
+                        cut{1000, 0.8f, 0.02f}, cut{40, 1.0f, 0.0f}}) {
+        const std::set<int32_t> want = kept(c.top_k, c.top_p, c.min_p);
+        ASSERT_GT(want.size(), 10u);
+        std::set<int32_t> seen;
+        sampler s({.temperature = t, .top_k = c.top_k, .top_p = c.top_p, .min_p = c.min_p, .seed = 11});
+        for (int i = 0; i < 20000; ++i) {
+            std::vector<float> l = row;
+            const int32_t id = s.sample(l, {});
+            ASSERT_TRUE(want.count(id)) << "top_k " << c.top_k << " top_p " << c.top_p << " min_p " << c.min_p
+                                        << ": drew " << id << ", outside the cut";
+            seen.insert(id);
+        }
+        // Every kept token is reachable: the draws cover most of the set (the rarest have p of a few 1e-4).
+        EXPECT_GT(seen.size(), want.size() * 8 / 10) << "top_k " << c.top_k << " top_p " << c.top_p;
     }
 }
 

@@ -48,7 +48,12 @@ public:
 private:
     sampling_params p_;
     std::mt19937_64 rng_;
-    std::vector<std::pair<float, int32_t>> cand_;  // scratch
+    struct candidate {
+        float logit;
+        int32_t id;
+        float weight;  // exp((logit - best) / temperature)
+    };
+    std::vector<candidate> cand_;  // scratch
 };
 
 // Natural-log softmax of the raw logits: the chosen token's logprob and the top n alternatives (OpenAI
