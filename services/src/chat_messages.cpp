@@ -51,6 +51,7 @@ result<std::vector<text::chat_message>> chat_messages_read(const json& body) {
         MM_TRY(read_content(m, at, /*optional=*/msg.role == "assistant", msg.content));
         if (has_calls) {
             if (!calls->is_array()) return bad(at + ".tool_calls", "expected an array");
+            json made = json::array();  // as the model is told to answer: one call, or an array of several
             for (size_t j = 0; j < calls->size(); ++j) {
                 const auto& c = (*calls)[j];
                 const std::string cat = at + ".tool_calls[" + std::to_string(j) + "]";
@@ -62,8 +63,11 @@ result<std::vector<text::chat_message>> chat_messages_read(const json& body) {
                     return bad(cat + ".function.arguments", "expected a string of JSON");
                 const auto args = json::parse(fn.value("arguments", "{}"), nullptr, false);
                 if (c.contains("id") && c["id"].is_string()) call_names[c["id"].get<std::string>()] = fn["name"];
+                made.push_back(json{{"name", fn["name"]}, {"arguments", args.is_discarded() ? json::object() : args}});
+            }
+            if (!made.empty()) {
                 if (!msg.content.empty()) msg.content += "\n";
-                msg.content += json{{"name", fn["name"]}, {"arguments", args.is_discarded() ? json::object() : args}}.dump();
+                msg.content += (made.size() == 1 ? made[0] : made).dump();
             }
         }
         if (msg.role == "tool") {

@@ -34,6 +34,7 @@ struct parsed {
     text::generate_request gen;
     tool_mode tools = tool_mode::none;
     std::vector<std::string> tool_names;
+    bool parallel_calls = true;  // parallel_tool_calls: the answer may be an array of calls
     bool stream = false;
     bool include_usage = false;
     bool logprobs = false;  // chat: logprobs true; completions: logprobs given
@@ -61,8 +62,9 @@ status read(const json& body, const char* key, T& out) {
     return ok_status();
 }
 
-// tools and tool_choice (chat): the tools are described to the model in a system message; a required or
-// named choice constrains the answer to a call, {"name", "arguments"}, with that tool's parameters.
+// tools, tool_choice and parallel_tool_calls (chat): the tools are described to the model in a system
+// message; a call is {"name", "arguments"} with that tool's parameters, several at once an array of them. A
+// required choice constrains the answer to calls, a named one to one call of that tool.
 status read_tools(const json& body, parsed& p, std::vector<text::chat_message>& messages) {
     auto tools = body.find("tools");
     if (tools == body.end() || tools->is_null()) return ok_status();
@@ -91,6 +93,10 @@ status read_tools(const json& body, parsed& p, std::vector<text::chat_message>& 
                              {"parameters", fn.contains("parameters") ? fn["parameters"] : json::object()}});
     }
     p.tools = tool_mode::automatic;
+    if (auto par = body.find("parallel_tool_calls"); par != body.end() && !par->is_null()) {
+        if (!par->is_boolean()) return bad("parallel_tool_calls", "expected a boolean");
+        p.parallel_calls = par->get<bool>();
+    }
     if (auto choice = body.find("tool_choice"); choice != body.end() && !choice->is_null()) {
         if (choice->is_string()) {
             const std::string c = *choice;
@@ -104,6 +110,7 @@ status read_tools(const json& body, parsed& p, std::vector<text::chat_message>& 
             if (schemas.empty()) return bad("tool_choice.function.name", "names no tool in 'tools'");
             p.tool_names = {name};
             p.tools = tool_mode::forced;
+            p.parallel_calls = false;
         } else {
             return bad("tool_choice", "expected \"none\", \"auto\", \"required\" or {\"type\": \"function\", \"function\": {\"name\"}}");
         }
@@ -113,11 +120,33 @@ status read_tools(const json& body, parsed& p, std::vector<text::chat_message>& 
         return bad("tool_choice", "a forced tool call cannot be combined with response_format");
     const std::string how =
         "You can call these functions. To call one, answer with only a JSON object {\"name\": <function name>, "
-        "\"arguments\": <an object matching its parameters>}.\nFunctions: " + described.dump();
+        "\"arguments\": <an object matching its parameters>}." +
+        std::string(p.parallel_calls ? " To call several at once, answer with a JSON array of such objects." : "") +
+        "\nFunctions: " + described.dump();
     if (!messages.empty() && messages.front().role == "system") messages.front().content += "\n\n" + how;
     else messages.insert(messages.begin(), text::chat_message{"system", how});
-    if (p.tools == tool_mode::forced) p.gen.constraint = text::json_schema_tool_call(std::move(schemas));
+    if (p.tools == tool_mode::forced)
+        p.gen.constraint = p.parallel_calls ? text::json_schema_tool_calls(std::move(schemas))
+                                            : text::json_schema_tool_call(std::move(schemas));
     return ok_status();
+}
+
+// The OpenAI tool_calls an answer makes: one call object, or (parallel) a non-empty array of them, each
+// naming one of the tools with object arguments; null when the answer is anything else (then it is text).
+json tool_calls_of(const std::string& text, const std::vector<std::string>& names, bool parallel) {
+    const auto doc = json::parse(text, nullptr, false);
+    const json list = doc.is_array() && parallel ? doc : json::array({doc});
+    if (list.empty()) return nullptr;
+    json calls = json::array();
+    for (const auto& c : list) {
+        if (!c.is_object() || !c.contains("name") || !c["name"].is_string() || !c.contains("arguments") ||
+            !c["arguments"].is_object() || std::find(names.begin(), names.end(), c["name"].get<std::string>()) == names.end())
+            return nullptr;
+        calls.push_back({{"id", "call_" + request_id_generate().substr(4)},
+                         {"type", "function"},
+                         {"function", {{"name", c["name"]}, {"arguments", c["arguments"].dump()}}}});
+    }
+    return calls;
 }
 
 uint64_t fresh_seed() {
@@ -360,7 +389,9 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
         bool stream = false, include_usage = false, logprobs = false;
         tool_mode tools = tool_mode::none;
         std::vector<std::string> tool_names;
-        // A streamed answer that may be a tool call: it is one when its first visible byte is '{'. Until
+        bool parallel_calls = true;
+        // A streamed answer that may be a tool call: it is one when its first visible byte is '{' (or '[' for
+        // several). Until
         // that byte the tokens wait in `held`; a text answer then streams as it comes, a call goes out whole.
         enum class shape { undecided, text, call } answer = shape::undecided;
         std::vector<text::generated_token> held;
@@ -380,6 +411,7 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
     st->logprobs = p->logprobs;
     st->tools = p->tools;
     st->tool_names = p->tool_names;
+    st->parallel_calls = p->parallel_calls;
     const char* object = kind == api::chat ? (st->stream ? "chat.completion.chunk" : "chat.completion")
                                            : "text_completion";
     auto chunk = [st, object](json choice) {
@@ -423,7 +455,7 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
             for (const auto& h : st->held)
                 for (char c : h.text) {
                     if (c == ' ' || c == '\n' || c == '\t' || c == '\r') continue;
-                    st->answer = c == '{' ? state::shape::call : state::shape::text;
+                    st->answer = c == '{' || (c == '[' && st->parallel_calls) ? state::shape::call : state::shape::text;
                     if (st->answer == state::shape::text)
                         for (const auto& e : st->held) emit(e);
                     st->held.clear();
@@ -446,24 +478,20 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
             return st->out->stream_fail(why);
         }
         const char* finish = text::finish_reason_name(r->reason);
-        // A tool call: the whole answer is {"name": <one of the tools>, "arguments": {...}}.
+        // Tool calls: the whole answer is one call or an array of them.
         json call = nullptr;
         if (st->tools != tool_mode::none) {
-            const auto doc = nlohmann::json::parse(r->text, nullptr, false);
-            if (doc.is_object() && doc.contains("name") && doc["name"].is_string() && doc.contains("arguments") &&
-                doc["arguments"].is_object() &&
-                std::find(st->tool_names.begin(), st->tool_names.end(), doc["name"].get<std::string>()) != st->tool_names.end()) {
-                call = json::array({{{"id", "call_" + request_id_generate().substr(4)},
-                                     {"type", "function"},
-                                     {"function", {{"name", doc["name"]}, {"arguments", doc["arguments"].dump()}}}}});
-                if (r->reason != text::finish_reason::length) finish = "tool_calls";  // a call cut short says so
-            }
+            call = tool_calls_of(r->text, st->tool_names, st->parallel_calls);
+            if (!call.is_null() && r->reason != text::finish_reason::length) finish = "tool_calls";  // a call cut short says so
         }
         if (st->stream) {
             if (!call.is_null()) {
-                json delta = {{"tool_calls", call}};
-                delta["tool_calls"][0]["index"] = 0;
-                st->out->stream_write(sse(chunk({{"index", 0}, {"delta", delta}, {"logprobs", nullptr}, {"finish_reason", nullptr}})));
+                for (size_t i = 0; i < call.size(); ++i) {  // one delta per call, as OpenAI streams them
+                    json one = call[i];
+                    one["index"] = i;
+                    st->out->stream_write(sse(chunk({{"index", 0}, {"delta", {{"tool_calls", json::array({one})}}},
+                                                     {"logprobs", nullptr}, {"finish_reason", nullptr}})));
+                }
             } else if (st->tools != tool_mode::none && st->answer != state::shape::text && !r->text.empty()) {
                 // Held as a possible call (or only blank so far) and not one after all: the text, whole.
                 st->out->stream_write(sse(chunk({{"index", 0}, {"delta", {{"content", r->text}}}, {"logprobs", nullptr},

@@ -27,8 +27,8 @@ TEST(chat_messages, tool_turns_keep_every_call_and_name_each_result) {
     EXPECT_EQ((*m)[1].role, "assistant");
     EXPECT_EQ((*m)[1].content,
               "Checking both.\n"
-              R"({"name":"get_weather","arguments":{"city":"Paris"}})" "\n"
-              R"({"name":"get_time","arguments":{"zone":"UTC"}})");
+              R"([{"name":"get_weather","arguments":{"city":"Paris"}},{"name":"get_time","arguments":{"zone":"UTC"}}])")
+        << "several calls are one array, as the model is told to write them";
     EXPECT_EQ((*m)[2].content, R"({"name":"get_time","content":"12:00"})");
     EXPECT_EQ((*m)[3].content, R"({"name":"get_weather","content":"sunny"})");
     EXPECT_EQ((*m)[4].content, R"({"name":"legacy","content":"named by itself"})");

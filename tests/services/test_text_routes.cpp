@@ -292,6 +292,7 @@ TEST(text_routes, structured_output_and_tool_calls_always_parse) {
         json tool = req;
         tool["tools"] = {{{"type", "function"}, {"function", {{"name", "get_weather"}, {"parameters", weather}}}}};
         tool["tool_choice"] = "required";
+        tool["parallel_tool_calls"] = false;  // exactly one call
         auto t = f.call("POST", "/v1/chat/completions", tool.dump());
         ASSERT_EQ(t.status, 200u) << t.body.dump();
         const json& choice = t.body["choices"][0];
@@ -320,10 +321,60 @@ TEST(text_routes, structured_output_and_tool_calls_always_parse) {
                 }
         EXPECT_TRUE(saw_call) << st.raw.body();
     }
+
+    // Parallel calls: biased to open an array and to continue it, the answer is several calls, each its own
+    // tool_calls entry (and its own streamed delta, indexed in order), each fitting the tool's parameters.
+    const text::text_stage* stage = f.text.find("stories");
+    json bias = json::object();
+    for (int32_t id = 0; id < stage->n_vocab(); ++id)
+        if (stage->piece(id) == "[" || stage->piece(id) == ",") bias[std::to_string(id)] = 100;
+    ASSERT_GE(bias.size(), 2u) << "the vocabulary has '[' and ',' tokens (a piece, a byte token or both)";
+    json par = {{"model", "stories"}, {"messages", {{{"role", "user"}, {"content", "Weather in Paris and Rome?"}}}},
+                {"max_tokens", 200}, {"temperature", 0}, {"logit_bias", bias}, {"tool_choice", "required"},
+                {"tools", {{{"type", "function"}, {"function", {{"name", "get_weather"}, {"parameters", weather}}}}}}};
+    auto calls_fit = [&](const json& calls) {
+        for (const auto& c : calls) {
+            EXPECT_EQ(c["function"]["name"], "get_weather") << c;
+            const json args = json::parse(c["function"]["arguments"].get<std::string>());
+            EXPECT_TRUE(args["city"] == "Paris" || args["city"] == "Rome") << args;
+            EXPECT_TRUE(args["days"].is_number_integer()) << args;
+        }
+    };
+    auto many = f.call("POST", "/v1/chat/completions", par.dump());
+    ASSERT_EQ(many.status, 200u) << many.body.dump();
+    const json& calls = many.body["choices"][0]["message"]["tool_calls"];
+    ASSERT_GE(calls.size(), 2u) << many.body.dump();
+    calls_fit(calls);
+    std::set<std::string> ids;
+    for (const auto& c : calls) ids.insert(c["id"].get<std::string>());
+    EXPECT_EQ(ids.size(), calls.size()) << "each call its own id";
+    par["stream"] = true;
+    auto many_st = f.call("POST", "/v1/chat/completions", par.dump());
+    auto [many_evs, many_done] = events(many_st.raw.body());
+    EXPECT_TRUE(many_done);
+    json streamed = json::array();
+    for (const auto& e : many_evs)
+        for (const auto& c : e["choices"])
+            if (c["delta"].contains("tool_calls"))
+                for (const auto& d : c["delta"]["tool_calls"]) {
+                    EXPECT_EQ(d["index"], streamed.size());
+                    streamed.push_back(d);
+                }
+    ASSERT_EQ(streamed.size(), calls.size()) << many_st.raw.body();
+    for (size_t i = 0; i < calls.size(); ++i) EXPECT_EQ(streamed[i]["function"], calls[i]["function"]) << "greedy: the same calls";
+    // Without parallel calls the same bias cannot open an array.
+    par["stream"] = false;
+    par["parallel_tool_calls"] = false;
+    auto one = f.call("POST", "/v1/chat/completions", par.dump());
+    ASSERT_EQ(one.status, 200u) << one.body.dump();
+    ASSERT_EQ(one.body["choices"][0]["message"]["tool_calls"].size(), 1u) << one.body.dump();
+    calls_fit(one.body["choices"][0]["message"]["tool_calls"]);
+
     struct row { const char* name; std::string body; const char* in_message; };
     const row bad[] = {
         {"unknown tool", R"({"model":"stories","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"a"}}],"tool_choice":{"type":"function","function":{"name":"b"}}})", "tool_choice"},
         {"tool without name", R"({"model":"stories","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{}}]})", "name"},
+        {"parallel_tool_calls", R"({"model":"stories","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"a"}}],"parallel_tool_calls":"yes"})", "boolean"},
         {"anyOf", R"({"model":"stories","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"a","schema":{"anyOf":[]}}}})", "anyOf"},
         {"format type", R"({"model":"stories","messages":[{"role":"user","content":"x"}],"response_format":{"type":"yaml"}})", "response_format"},
     };

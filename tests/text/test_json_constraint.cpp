@@ -71,6 +71,37 @@ TEST(json_constraint, tool_calls_take_the_named_tools_arguments) {
     EXPECT_FALSE(accepts(call, R"({"arguments":{},"name":"add"})"));
 }
 
+// minItems / maxItems, and several tool calls at once as an array of at least one.
+const char* k_pair = R"({"type":"array","items":{"type":"integer"},"minItems":2,"maxItems":3})";
+
+TEST(json_constraint, arrays_keep_their_item_counts_and_calls_may_come_several_at_once) {
+    const auto pair = schema(k_pair);
+    struct row { const char* doc; bool ok; };
+    const row rows[] = {{"[1,2]", true}, {"[1, 2, 3]", true}, {"[]", false}, {"[1]", false}, {"[1,2,3,4]", false}};
+    for (const auto& r : rows) EXPECT_EQ(accepts(pair, r.doc), r.ok) << r.doc;
+    EXPECT_TRUE(accepts(schema(R"({"type":"array","maxItems":0})"), "[]"));
+    EXPECT_FALSE(accepts(schema(R"({"type":"array","maxItems":0})"), "[1]"));
+    EXPECT_EQ(json_recognizer(pair).closing(), "[0,0]");
+    struct prefix { const char* text; const char* rest; };
+    for (const prefix k : {prefix{"[", "0,0]"}, prefix{"[5", ",0]"}, prefix{"[5,", "0]"}, prefix{"[5,6", "]"}, prefix{"[5,6,7", "]"}}) {
+        json_recognizer r(pair);
+        ASSERT_TRUE(r.feed(k.text)) << k.text;
+        EXPECT_EQ(r.closing(), k.rest) << k.text;
+    }
+
+    const auto calls = json_schema_tool_calls({{"add", schema(R"({"type":"object","properties":{"a":{"type":"number"}},"required":["a"]})")},
+                                               {"noop", json_schema_any_object()}});
+    EXPECT_TRUE(accepts(calls, R"({"name":"add","arguments":{"a":1}})")) << "one call, as before";
+    EXPECT_TRUE(accepts(calls, R"([{"name":"add","arguments":{"a":1}}, {"name":"noop","arguments":{}}])"));
+    EXPECT_FALSE(accepts(calls, "[]")) << "a required call is at least one";
+    EXPECT_FALSE(accepts(calls, R"([{"name":"add","arguments":{}}])"));
+    EXPECT_FALSE(accepts(calls, R"([{"name":"rm","arguments":{}}])"));
+    EXPECT_EQ(json_recognizer(calls).closing(), R"({"name":"noop","arguments":{}})");
+    json_recognizer r(calls);
+    ASSERT_TRUE(r.feed("["));
+    EXPECT_EQ(r.closing(), R"({"name":"noop","arguments":{}}])");
+}
+
 // What pydantic and zod write for optional and shared types: anyOf with null, type lists, $defs and $ref.
 const char* k_order = R"({"$defs":{"Item":{"type":"object","properties":{"sku":{"type":"string"},
     "qty":{"type":"integer"}},"required":["sku","qty"]}},
@@ -118,6 +149,10 @@ TEST(json_constraint, unsupported_schemas_are_named) {
         {R"({"anyOf":[]})", "at least one"},
         {R"({"anyOf":{"type":"string"}})", "expected an array"},
         {R"({"allOf":[{"type":"string"}]})", "allOf"},
+        {R"({"type":"array","minItems":17})", "at most 16"},
+        {R"({"type":"array","minItems":-1})", "non-negative"},
+        {R"({"type":"array","maxItems":"3"})", "non-negative"},
+        {R"({"type":"array","minItems":3,"maxItems":2})", "more than maxItems"},
         {R"({"type":"object","properties":{"a\fb":{"type":"string"}}})", "control characters"},  // found by the fuzzer
         {R"({"$ref":"#/$defs/Missing"})", "names nothing"},
         {R"({"$ref":"https://example.com/s.json"})", "inside the schema"},
@@ -144,12 +179,12 @@ TEST(json_constraint, unsupported_schemas_are_named) {
 // Byte-level random walks: at every step some byte continues the document (no dead ends), the recogniser
 // never throws, and every finished document parses with an independent JSON reader.
 TEST(json_constraint, byte_walks_never_dead_end_and_finish_valid) {
-    const auto call = json_schema_tool_call({{"get_weather", schema(k_person)}, {"noop", json_schema_any_object()}});
+    const auto call = json_schema_tool_calls({{"get_weather", schema(k_person)}, {"noop", json_schema_any_object()}});
     std::mt19937 rng(3);
     int finished = 0;
     for (int run = 0; run < 300; ++run) {
-        json_recognizer r(run % 4 == 0 ? call : run % 4 == 1 ? schema(k_person) : run % 4 == 2 ? schema(k_order)
-                                                                                        : json_schema_any_object());
+        const json_schema_ptr pick[] = {call, schema(k_person), schema(k_order), json_schema_any_object(), schema(k_pair)};
+        json_recognizer r(pick[run % 5]);
         std::string out;
         for (int i = 0; i < 300 && !r.complete(); ++i) {
             std::vector<char> ok;
@@ -208,10 +243,11 @@ TEST(json_constraint, closing_is_a_way_out_from_every_prefix) {
         EXPECT_EQ(r.closing(), k.rest) << k.text;
     }
     std::mt19937 rng(11);
-    const json_schema_ptr schemas[] = {person, call, odd, json_schema_any_object(), order};
+    const auto calls = json_schema_tool_calls({{"get_weather", person}, {"noop", json_schema_any_object()}});
+    const json_schema_ptr schemas[] = {person, call, odd, json_schema_any_object(), order, calls, schema(k_pair)};
     int prefixes = 0;
-    for (int run = 0; run < 150; ++run) {
-        json_recognizer r(schemas[run % 5]);
+    for (int run = 0; run < 210; ++run) {
+        json_recognizer r(schemas[run % 7]);
         std::string out;
         for (int i = 0; i < 80 && !r.complete(); ++i) {
             // Walk out from here along closing(), checking each step.

@@ -15,6 +15,7 @@ struct json_schema {
     std::vector<std::pair<std::string, json_schema_ptr>> properties;  // object: declared order; tool_call: tools
     std::vector<bool> required;                                       // parallel to properties
     json_schema_ptr items;                                            // array
+    size_t min_items = 0, max_items = SIZE_MAX;                       // array: minItems, maxItems
     std::vector<std::string> literals;                                // serialized JSON values (enum, const, boolean, null)
     json_schema_ptr names;                                            // tool_call: the tool names as literals
     std::string shortest;  // a shortest JSON text of this schema (closing() builds on it)
@@ -29,6 +30,7 @@ using kind = json_schema::kind;
 constexpr int k_max_ws_run = 2;  // whitespace bytes in a row: enough for "\n " indentation steps, too few to loop on
 constexpr size_t k_max_number = 32;    // characters in one number
 constexpr size_t k_max_properties = 64;
+constexpr size_t k_max_min_items = 16;
 
 // The shortest text and reach of a schema whose children are settled already.
 std::string required_rest(const json_schema& s, size_t from);
@@ -40,7 +42,11 @@ void settle(json_schema& s) {
         case kind::string: s.shortest = "\"\""; break;
         case kind::boolean: s.shortest = "true"; break;  // parse_node makes these literals; kept for the switch
         case kind::null: s.shortest = "null"; break;
-        case kind::array: s.shortest = "[]"; break;
+        case kind::array:
+            s.shortest = "[";
+            for (size_t i = 0; i < s.min_items; ++i) s.shortest += (i ? "," : "") + s.items->shortest;
+            s.shortest += "]";
+            break;
         case kind::literals:
             if (s.literals.empty()) break;  // a tool call without tools: nothing completes it
             s.shortest = s.literals.front();
@@ -258,6 +264,17 @@ result<json_schema_ptr> parse_node(const json& j, parse_ctx& cx, const std::stri
         } else {
             s->items = any_value();
         }
+        for (const char* k : {"minItems", "maxItems"}) {
+            if (!j.contains(k)) continue;
+            if (!j[k].is_number_integer() || j[k].get<int64_t>() < 0)
+                return status(errc::invalid_argument, at + "." + k + ": expected a non-negative integer");
+            (std::string_view(k) == "minItems" ? s->min_items : s->max_items) = j[k].get<size_t>();
+        }
+        // Every item up to minItems is in the shortest completion, so it stays small.
+        if (s->min_items > k_max_min_items)
+            return status(errc::invalid_argument, at + ".minItems: at most " + std::to_string(k_max_min_items) + " is supported");
+        if (s->min_items > s->max_items)
+            return status(errc::invalid_argument, at + ": minItems is more than maxItems");
     } else if (type == "string") {
         s->k = kind::string;
     } else if (type == "number") {
@@ -305,6 +322,18 @@ json_schema_ptr json_schema_tool_call(std::vector<std::pair<std::string, json_sc
     return settled(s);
 }
 
+json_schema_ptr json_schema_tool_calls(std::vector<std::pair<std::string, json_schema_ptr>> tools) {
+    const json_schema_ptr call = json_schema_tool_call(std::move(tools));
+    auto list = std::make_shared<json_schema>();
+    list->k = kind::array;
+    list->items = call;
+    list->min_items = 1;  // a required call cannot be []
+    auto s = std::make_shared<json_schema>();
+    s->k = kind::one_of;  // '{' or '['
+    s->branches = {call, settled(list)};
+    return settled(s);
+}
+
 // ---- the recogniser ----
 
 struct json_recognizer::frame {
@@ -325,6 +354,7 @@ struct json_recognizer::frame {
     int utf8_need = 0;                     // continuation bytes still owed by a multi-byte character
     unsigned char utf8_lo = 0x80, utf8_hi = 0xBF;  // the range the next continuation byte must fall in
     bool integer = false;
+    size_t items = 0;  // array: values begun
 };
 
 namespace {
@@ -531,9 +561,13 @@ std::string json_recognizer::closing() const {
             case ftype::object:
                 out += object_rest(f);
                 break;
-            case ftype::array:
+            case ftype::array: {
+                // Up to minItems: each missing item's shortest text (a value begun counts as one).
+                size_t have = f.items;
+                for (; have < f.s->min_items; ++have) out += (have ? "," : "") + f.s->items->shortest;
                 out += ']';
                 break;
+            }
         }
     }
     return out;
@@ -664,21 +698,25 @@ bool json_recognizer::feed(char c) {
         }
         case ftype::array: {
             frame& f = top();
-            if ((f.state == 0 && c == ']') || (f.state == 1 && c == ']')) {
+            if (c == ']' && (f.state == 0 || f.state == 1)) {
+                if (f.items < f.s->min_items) return false;
                 child_done("");
                 break;
             }
             if (f.state == 1) {
-                if (c != ',') return false;
+                if (c != ',' || f.items >= f.s->max_items) return false;
                 f.state = 2;
+                ++f.items;
                 auto v = std::make_shared<frame>();
                 v->t = ftype::value;
                 v->s = f.s->items ? f.s->items.get() : any_value().get();
                 stack_.push_back(v);
                 break;
             }
-            // state 0 or 2: a value starts here.
+            // state 0: the first value starts here.
+            if (f.s->max_items == 0) return false;
             f.state = 2;
+            ++f.items;
             auto v = std::make_shared<frame>();
             v->t = ftype::value;
             v->s = f.s->items ? f.s->items.get() : any_value().get();

@@ -4,7 +4,7 @@
 // schema accepts. Generation ends when the document is complete, so the output always parses.
 //
 // Schema subset: type object (properties in declared order, required, additionalProperties false implied
-// once properties are given), array (items), string, number, integer, boolean, null; enum and const of any
+// once properties are given), array (items, minItems up to 16, maxItems), string, number, integer, boolean, null; enum and const of any
 // JSON values; anyOf / oneOf, type lists and nullable whose alternatives are of different JSON types (the
 // recogniser picks one by a value's first byte); $ref into the schema's own document, not recursive; a
 // schema without a type accepts any JSON value. The text stage's tool calls use a
@@ -34,6 +34,8 @@ result<json_schema_ptr> json_schema_parse(std::string_view schema_json);
 json_schema_ptr json_schema_any_object();
 // {"name": one of names, "arguments": the schema of that name}, as an object with those two keys in order.
 json_schema_ptr json_schema_tool_call(std::vector<std::pair<std::string, json_schema_ptr>> tools);
+// One such call, or several at once: an array of at least one (parallel tool calls).
+json_schema_ptr json_schema_tool_calls(std::vector<std::pair<std::string, json_schema_ptr>> tools);
 
 class json_recognizer {
 public:
