@@ -25,6 +25,8 @@ status bad(const std::string& param, const std::string& message) {
     return status(errc::invalid_argument, "'" + param + "': " + message, param);
 }
 
+constexpr int64_t k_max_choices = 16;  // n: each choice holds a sequence slot (or a queue place) of its own
+
 // How a chat request uses its tools: none; auto (the model may answer with a call); forced (it must).
 enum class tool_mode { none, automatic, forced };
 
@@ -35,6 +37,7 @@ struct parsed {
     tool_mode tools = tool_mode::none;
     std::vector<std::string> tool_names;
     bool parallel_calls = true;  // parallel_tool_calls: the answer may be an array of calls
+    int n = 1;                   // choices
     bool stream = false;
     bool include_usage = false;
     bool logprobs = false;  // chat: logprobs true; completions: logprobs given
@@ -206,9 +209,11 @@ result<parsed> parse(api kind, const std::string& body_text, const text_models& 
             sp.logit_bias[id] = it->get<float>();
         }
     }
+    // n choices of one prompt, each its own sequence in the batch; one charge for the request.
     int64_t n = 1;
     MM_TRY(read(body, "n", n));
-    if (n != 1) return bad("n", "only n = 1 is supported");
+    if (n < 1 || n > k_max_choices) return bad("n", "must be between 1 and " + std::to_string(k_max_choices));
+    p.n = static_cast<int>(n);
     if (kind == api::completions) {  // legacy options this server does not do: refused, never ignored
         bool echo = false;
         MM_TRY(read(body, "echo", echo));
@@ -358,10 +363,10 @@ struct logprob_log {
     }
 };
 
-json usage_of(const text::generate_result& r) {
-    return {{"prompt_tokens", r.prompt_tokens},
-            {"completion_tokens", r.completion_tokens},
-            {"total_tokens", r.prompt_tokens + r.completion_tokens}};
+json usage_of(int prompt_tokens, int completion_tokens) {
+    return {{"prompt_tokens", prompt_tokens},
+            {"completion_tokens", completion_tokens},
+            {"total_tokens", prompt_tokens + completion_tokens}};
 }
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
@@ -373,13 +378,24 @@ std::vector<std::pair<std::string, std::string>> retry_headers(const status& s) 
     return {};
 }
 
-// One request: parse, submit, and answer whole or as a stream.
+// One request: parse, queue its n choices together, and answer whole or as a stream once every choice ends.
 void run(api kind, const text_models& stages, const model_registry& registry, std::shared_ptr<const http_request> req,
          std::shared_ptr<responder> out) {
     auto p = parse(kind, req->body(), stages, registry);
     if (!p) return out->reply(error_reply(p.error(), retry_headers(p.error())));
     p->gen.cancel = out->cancel();
 
+    // What one choice has made so far. A streamed answer that may be a tool call is one when its first
+    // visible byte is '{' (or '[' for several); until that byte its tokens wait in `held`, then a text answer
+    // streams as it comes and calls go out whole.
+    struct choice_state {
+        enum class shape { undecided, text, call } answer = shape::undecided;
+        std::vector<text::generated_token> held;
+        logprob_log lp;
+        json whole;  // the finished choice, for an answer sent whole
+    };
+    // Shared by the choices. Their callbacks all run on the engine's one thread; only the head is also sent
+    // from the submitting thread, hence `mu`.
     struct state {
         api kind = api::chat;
         text_stage* stage = nullptr;
@@ -390,12 +406,10 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
         tool_mode tools = tool_mode::none;
         std::vector<std::string> tool_names;
         bool parallel_calls = true;
-        // A streamed answer that may be a tool call: it is one when its first visible byte is '{' (or '[' for
-        // several). Until
-        // that byte the tokens wait in `held`; a text answer then streams as it comes, a call goes out whole.
-        enum class shape { undecided, text, call } answer = shape::undecided;
-        std::vector<text::generated_token> held;
-        logprob_log lp;
+        std::vector<choice_state> choices;
+        size_t left = 0;  // choices still generating
+        int prompt_tokens = 0, completion_tokens = 0;
+        bool failed = false;  // a choice failed or was cancelled: the answer is that error, sent once
         std::mutex mu;           // orders the head before the engine's first write
         bool head_sent = false;  // guarded by mu
     };
@@ -412,71 +426,79 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
     st->tools = p->tools;
     st->tool_names = p->tool_names;
     st->parallel_calls = p->parallel_calls;
+    st->choices.resize(static_cast<size_t>(p->n));
+    st->left = st->choices.size();
     const char* object = kind == api::chat ? (st->stream ? "chat.completion.chunk" : "chat.completion")
                                            : "text_completion";
-    auto chunk = [st, object](json choice) {
-        json c = {{"id", st->id}, {"object", object}, {"created", st->created}, {"model", st->model},
-                  {"system_fingerprint", nullptr}, {"choices", json::array({std::move(choice)})}};
-        return c;
+    auto chunk = [st, object](json choices) {
+        return json{{"id", st->id}, {"object", object}, {"created", st->created}, {"model", st->model},
+                    {"system_fingerprint", nullptr}, {"choices", std::move(choices)}};
     };
+    auto event = [st, chunk](json choice) { st->out->stream_write(sse(chunk(json::array({std::move(choice)})))); };
 
     // The stream's head goes out once the engine has accepted the request (a refusal is a plain 429/400),
     // and before the engine's first write, whichever thread gets there first.
-    auto head = [st, chunk] {
+    auto head = [st, event] {
         std::lock_guard lock(st->mu);
         if (st->head_sent) return;
         st->head_sent = true;
         st->out->stream_begin({.content_type = "text/event-stream", .headers = {{"Cache-Control", "no-cache"}}});
         if (st->kind == api::chat)
-            st->out->stream_write(sse(chunk({{"index", 0}, {"delta", {{"role", "assistant"}, {"content", ""}}},
-                                             {"logprobs", nullptr}, {"finish_reason", nullptr}})));
+            for (size_t i = 0; i < st->choices.size(); ++i)
+                event({{"index", i}, {"delta", {{"role", "assistant"}, {"content", ""}}}, {"logprobs", nullptr},
+                       {"finish_reason", nullptr}});
     };
-    text::on_token_fn on_token;
-    if (st->stream) {
-        auto emit = [st, chunk](const text::generated_token& t) {
-            if (t.text.empty() && !st->logprobs) return;
-            json lp = nullptr;
-            if (st->logprobs)
-                lp = st->kind == api::chat ? json{{"content", json::array({st->lp.chat_entry(*st->stage, t)})}}
-                                           : st->lp.completion_entry(*st->stage, t, st->lp.text_offset);
-            st->lp.text_offset += t.text.size();
-            if (st->kind == api::chat)
-                st->out->stream_write(sse(chunk({{"index", 0}, {"delta", {{"content", t.text}}}, {"logprobs", lp},
-                                                 {"finish_reason", nullptr}})));
-            else
-                st->out->stream_write(sse(chunk({{"text", t.text}, {"index", 0}, {"logprobs", lp}, {"finish_reason", nullptr}})));
-        };
-        on_token = [st, head, emit](const text::generated_token& t) {
-            head();
-            if (st->tools == tool_mode::forced) st->answer = state::shape::call;
-            if (st->tools == tool_mode::none || st->answer == state::shape::text) return emit(t);
-            if (st->answer == state::shape::call) return;  // whole, at the end
-            st->held.push_back(t);
-            for (const auto& h : st->held)
-                for (char c : h.text) {
-                    if (c == ' ' || c == '\n' || c == '\t' || c == '\r') continue;
-                    st->answer = c == '{' || (c == '[' && st->parallel_calls) ? state::shape::call : state::shape::text;
-                    if (st->answer == state::shape::text)
-                        for (const auto& e : st->held) emit(e);
-                    st->held.clear();
-                    return;
-                }
-        };
-    } else {
-        on_token = [st](const text::generated_token& t) {
-            if (st->logprobs) st->lp.add(st->kind, *st->stage, t);
-        };
-    }
+    auto emit = [st, event](size_t i, const text::generated_token& t) {
+        if (t.text.empty() && !st->logprobs) return;
+        logprob_log& lp = st->choices[i].lp;
+        json lpj = nullptr;
+        if (st->logprobs)
+            lpj = st->kind == api::chat ? json{{"content", json::array({lp.chat_entry(*st->stage, t)})}}
+                                        : lp.completion_entry(*st->stage, t, lp.text_offset);
+        lp.text_offset += t.text.size();
+        if (st->kind == api::chat)
+            event({{"index", i}, {"delta", {{"content", t.text}}}, {"logprobs", lpj}, {"finish_reason", nullptr}});
+        else
+            event({{"text", t.text}, {"index", i}, {"logprobs", lpj}, {"finish_reason", nullptr}});
+    };
+    auto on_token = [st, head, emit](size_t i, const text::generated_token& t) {
+        if (st->failed) return;
+        choice_state& c = st->choices[i];
+        using shape = choice_state::shape;
+        if (!st->stream) {
+            if (st->logprobs) c.lp.add(st->kind, *st->stage, t);
+            return;
+        }
+        head();
+        if (st->tools == tool_mode::forced) c.answer = shape::call;
+        if (st->tools == tool_mode::none || c.answer == shape::text) return emit(i, t);
+        if (c.answer == shape::call) return;  // whole, at the end
+        c.held.push_back(t);
+        for (const auto& h : c.held)
+            for (char ch : h.text) {
+                if (ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r') continue;
+                c.answer = ch == '{' || (ch == '[' && st->parallel_calls) ? shape::call : shape::text;
+                if (c.answer == shape::text)
+                    for (const auto& e : c.held) emit(i, e);
+                c.held.clear();
+                return;
+            }
+    };
 
-    auto on_done = [st, chunk, head](result<text::generate_result> r) {
+    auto on_done = [st, chunk, event, head](size_t i, result<text::generate_result> r) {
+        if (st->failed) return;
         if (st->stream) head();
         if (!r || r->reason == text::finish_reason::cancelled) {
+            st->failed = true;
             const status why = r ? status(errc::cancelled, "the request was cancelled") : r.error();
             if (!st->stream) return st->out->reply(error_reply(why));
             // The head is out: the error travels as an event, and the meter voids (cancel or failure).
             st->out->stream_write(sse(json::parse(http_error_body(why))));
             return st->out->stream_fail(why);
         }
+        choice_state& c = st->choices[i];
+        st->prompt_tokens = r->prompt_tokens;  // the same prompt for every choice, counted once
+        st->completion_tokens += r->completion_tokens;
         const char* finish = text::finish_reason_name(r->reason);
         // Tool calls: the whole answer is one call or an array of them.
         json call = nullptr;
@@ -486,48 +508,61 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
         }
         if (st->stream) {
             if (!call.is_null()) {
-                for (size_t i = 0; i < call.size(); ++i) {  // one delta per call, as OpenAI streams them
-                    json one = call[i];
-                    one["index"] = i;
-                    st->out->stream_write(sse(chunk({{"index", 0}, {"delta", {{"tool_calls", json::array({one})}}},
-                                                     {"logprobs", nullptr}, {"finish_reason", nullptr}})));
+                for (size_t k = 0; k < call.size(); ++k) {  // one delta per call, as OpenAI streams them
+                    json one = call[k];
+                    one["index"] = k;
+                    event({{"index", i}, {"delta", {{"tool_calls", json::array({one})}}}, {"logprobs", nullptr},
+                           {"finish_reason", nullptr}});
                 }
-            } else if (st->tools != tool_mode::none && st->answer != state::shape::text && !r->text.empty()) {
+            } else if (st->tools != tool_mode::none && c.answer != choice_state::shape::text && !r->text.empty()) {
                 // Held as a possible call (or only blank so far) and not one after all: the text, whole.
-                st->out->stream_write(sse(chunk({{"index", 0}, {"delta", {{"content", r->text}}}, {"logprobs", nullptr},
-                                                 {"finish_reason", nullptr}})));
+                event({{"index", i}, {"delta", {{"content", r->text}}}, {"logprobs", nullptr}, {"finish_reason", nullptr}});
             }
             if (st->kind == api::chat)
-                st->out->stream_write(sse(chunk({{"index", 0}, {"delta", json::object()}, {"logprobs", nullptr},
-                                                 {"finish_reason", finish}})));
+                event({{"index", i}, {"delta", json::object()}, {"logprobs", nullptr}, {"finish_reason", finish}});
             else
-                st->out->stream_write(sse(chunk({{"text", ""}, {"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish}})));
+                event({{"text", ""}, {"index", i}, {"logprobs", nullptr}, {"finish_reason", finish}});
+        } else {
+            const json lp = st->logprobs ? c.lp.done(st->kind) : json(nullptr);
+            if (st->kind == api::chat && !call.is_null())
+                c.whole = {{"index", i}, {"message", {{"role", "assistant"}, {"content", nullptr}, {"refusal", nullptr}, {"tool_calls", call}}},
+                           {"logprobs", lp}, {"finish_reason", finish}};
+            else if (st->kind == api::chat)
+                c.whole = {{"index", i}, {"message", {{"role", "assistant"}, {"content", r->text}, {"refusal", nullptr}}},
+                           {"logprobs", lp}, {"finish_reason", finish}};
+            else
+                c.whole = {{"text", r->text}, {"index", i}, {"logprobs", lp}, {"finish_reason", finish}};
+        }
+        if (--st->left > 0) return;
+        const json usage = usage_of(st->prompt_tokens, st->completion_tokens);
+        if (st->stream) {
             if (st->include_usage) {
-                json u = chunk(nullptr);
-                u["choices"] = json::array();
-                u["usage"] = usage_of(*r);
+                json u = chunk(json::array());
+                u["usage"] = usage;
                 st->out->stream_write(sse(u));
             }
             return st->out->stream_end("data: [DONE]\n\n");  // after the commit
         }
-        json choice;
-        if (st->kind == api::chat && !call.is_null())
-            choice = {{"index", 0}, {"message", {{"role", "assistant"}, {"content", nullptr}, {"refusal", nullptr}, {"tool_calls", call}}},
-                      {"logprobs", st->logprobs ? st->lp.done(st->kind) : json(nullptr)}, {"finish_reason", finish}};
-        else if (st->kind == api::chat)
-            choice = {{"index", 0}, {"message", {{"role", "assistant"}, {"content", r->text}, {"refusal", nullptr}}},
-                      {"logprobs", st->logprobs ? st->lp.done(st->kind) : json(nullptr)}, {"finish_reason", finish}};
-        else
-            choice = {{"text", r->text}, {"index", 0}, {"logprobs", st->logprobs ? st->lp.done(st->kind) : json(nullptr)},
-                      {"finish_reason", finish}};
-        json body = chunk(std::move(choice));
-        body["usage"] = usage_of(*r);
+        json choices = json::array();
+        for (auto& ch : st->choices) choices.push_back(std::move(ch.whole));
+        json body = chunk(std::move(choices));
+        body["usage"] = usage;
         st->out->reply(route_reply{.body = dump(body)});
     };
 
-    if (status s = st->stage->submit(std::move(p->gen), std::move(on_token), std::move(on_done)); !s) {
+    // Choice i samples from seed + i, so a seeded request's n answers differ from each other and repeat.
+    std::vector<text::generate_job> jobs;
+    for (size_t i = 0; i < st->choices.size(); ++i) {
+        text::generate_request g = p->gen;
+        g.sampling.seed += i;
+        jobs.push_back({std::move(g), [on_token, i](const text::generated_token& t) { on_token(i, t); },
+                        [on_done, i](result<text::generate_result> r) { on_done(i, std::move(r)); }});
+    }
+    if (status s = st->stage->submit_all(std::move(jobs)); !s) {
         if (s.code() == errc::context_length_exceeded)  // the field OpenAI names for it
             s = status(s.code(), s.message(), kind == api::chat ? "messages" : "prompt");
+        else if (s.code() == errc::invalid_argument && st->choices.size() > 1)
+            s = status(s.code(), s.message(), "n");
         return st->out->reply(error_reply(s, retry_headers(s)));
     }
     if (st->stream) head();

@@ -106,6 +106,17 @@ try {
     assert.equal(a.choices[0].text, b.choices[0].text);
   });
 
+  await check("n choices, whole and through the SDK's stream helper", async () => {
+    const body = { model, messages: [{ role: "user", content: "Tell me a story" }], max_tokens: 8, temperature: 0.9, seed: 3, n: 2 };
+    const r = await client.chat.completions.create(body);
+    assert.equal(r.choices.length, 2);
+    assert.deepEqual(r.choices.map((c) => c.index), [0, 1]);
+    const s = client.beta.chat.completions.stream(body);
+    const done = await s.finalChatCompletion();
+    assert.equal(done.choices.length, 2);
+    for (const i of [0, 1]) assert.equal(done.choices[i].message.content, r.choices[i].message.content, `choice ${i}`);
+  });
+
   await check("chat logprobs", async () => {
     const r = await client.chat.completions.create({
       model, messages: [{ role: "user", content: "Hi" }], max_tokens: 3, temperature: 0, logprobs: true, top_logprobs: 2,

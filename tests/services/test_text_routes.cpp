@@ -200,7 +200,9 @@ TEST(text_routes, bad_requests_get_openai_errors_and_cost_nothing) {
         {"no prompt", "/v1/completions", R"({"model":"stories"})", 400, "", "prompt", "prompt"},
         {"wrong type", "/v1/completions", R"({"model":"stories","prompt":"x","max_tokens":"lots"})", 400, "", "max_tokens", "max_tokens"},
         {"hot", "/v1/completions", R"({"model":"stories","prompt":"x","temperature":3})", 400, "", "temperature", "temperature"},
-        {"n", "/v1/completions", R"({"model":"stories","prompt":"x","n":2})", 400, "", "n", "n"},
+        {"n", "/v1/completions", R"({"model":"stories","prompt":"x","n":17})", 400, "", "between 1 and 16", "n"},
+        {"n zero", "/v1/completions", R"({"model":"stories","prompt":"x","n":0})", 400, "", "between 1 and 16", "n"},
+        {"n past the queue", "/v1/completions", R"({"model":"stories","prompt":"x","n":5})", 400, "", "queue holds", "n"},
         {"echo", "/v1/completions", R"({"model":"stories","prompt":"x","echo":true})", 400, "unsupported", "echo", "echo"},
         {"suffix", "/v1/completions", R"({"model":"stories","prompt":"x","suffix":"end"})", 400, "unsupported", "suffix", "suffix"},
         {"best_of", "/v1/completions", R"({"model":"stories","prompt":"x","best_of":3})", 400, "unsupported", "best_of", "best_of"},
@@ -228,6 +230,68 @@ TEST(text_routes, bad_requests_get_openai_errors_and_cost_nothing) {
     }
     EXPECT_EQ(f.spent(), 0);
     EXPECT_EQ(f.call("POST", "/v1/completions", R"({"model":"stories","prompt":"x"})", "sk-wrong").status, 401u);
+}
+
+// n > 1: each choice is its own sequence, sampled from seed + index, so choice i is what a single request
+// with that seed answers (whatever it was batched with); streamed, each index adds up to its whole choice;
+// the prompt counts once in usage, and the request is one charge.
+TEST(text_routes, n_choices_are_independent_answers_for_one_charge) {
+    fixture f;
+    auto body = [](int n, uint64_t seed) {
+        return json{{"model", "stories"}, {"prompt", "Once upon a time"}, {"max_tokens", 12}, {"temperature", 0.9},
+                    {"seed", seed}, {"ignore_eos", true}, {"n", n}};
+    };
+    const micros before = f.spent();
+    auto a = f.call("POST", "/v1/completions", body(3, 5).dump());
+    ASSERT_EQ(a.status, 200u) << a.body.dump();
+    EXPECT_EQ(f.spent() - before, k_price) << "one charge for three choices";
+    const json& choices = a.body["choices"];
+    ASSERT_EQ(choices.size(), 3u);
+    std::set<std::string> texts;
+    for (size_t i = 0; i < 3; ++i) {
+        EXPECT_EQ(choices[i]["index"], i);
+        EXPECT_EQ(choices[i]["finish_reason"], "length");
+        auto one = f.call("POST", "/v1/completions", body(1, 5 + i).dump());
+        ASSERT_EQ(one.status, 200u) << one.body.dump();
+        EXPECT_EQ(choices[i]["text"], one.body["choices"][0]["text"]) << "choice " << i << " is seed " << 5 + i << "'s answer";
+        texts.insert(choices[i]["text"].get<std::string>());
+    }
+    EXPECT_EQ(texts.size(), 3u) << "different seeds, different answers";
+    const int prompt = a.body["usage"]["prompt_tokens"];
+    EXPECT_EQ(a.body["usage"]["completion_tokens"], 36);
+    EXPECT_EQ(a.body["usage"]["total_tokens"], prompt + 36);
+
+    json streamed = body(3, 5);
+    streamed["stream"] = true;
+    streamed["stream_options"] = {{"include_usage", true}};
+    auto st = f.call("POST", "/v1/completions", streamed.dump());
+    ASSERT_EQ(st.status, 200u);
+    auto [evs, done] = events(st.raw.body());
+    EXPECT_TRUE(done);
+    std::vector<std::string> joined(3);
+    std::vector<int> finishes(3, 0);
+    for (const auto& e : evs) {
+        if (e.contains("usage") && !e["usage"].is_null()) EXPECT_EQ(e["usage"], a.body["usage"]);
+        for (const auto& c : e["choices"]) {
+            const size_t i = c["index"];
+            ASSERT_LT(i, 3u);
+            joined[i] += c["text"].get<std::string>();
+            if (!c["finish_reason"].is_null()) ++finishes[i];
+        }
+    }
+    for (size_t i = 0; i < 3; ++i) {
+        EXPECT_EQ(joined[i], choices[i]["text"]) << i;
+        EXPECT_EQ(finishes[i], 1) << i;
+    }
+
+    // Chat: a message per choice.
+    const json chat = {{"model", "stories"}, {"messages", {{{"role", "user"}, {"content", "Hi"}}}}, {"max_tokens", 8},
+                       {"temperature", 0}, {"n", 2}};
+    auto c = f.call("POST", "/v1/chat/completions", chat.dump());
+    ASSERT_EQ(c.status, 200u) << c.body.dump();
+    ASSERT_EQ(c.body["choices"].size(), 2u);
+    EXPECT_EQ(c.body["choices"][1]["index"], 1);
+    EXPECT_EQ(c.body["choices"][0]["message"], c.body["choices"][1]["message"]) << "greedy: the same answer twice";
 }
 
 TEST(text_routes, logprobs_have_openais_shapes) {

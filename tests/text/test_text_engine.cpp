@@ -243,7 +243,7 @@ TEST(text_engine, a_request_cancelled_in_the_queue_ends_without_waiting_for_a_sl
 
 TEST(text_engine, limits_are_refused_at_once) {
     fixture f;
-    text_engine e(f.model, f.vocab, f.pool, {.n_parallel = 1, .n_ctx = 32, .max_queue = 1});
+    text_engine e(f.model, f.vocab, f.pool, {.n_parallel = 1, .n_ctx = 32, .max_queue = 2});
     auto nop = [](const generated_token&) {};
     auto nodone = [](result<generate_result>) {};
     EXPECT_EQ(e.submit(greedy_request(std::vector<int32_t>(32, 1), 0), nop, nodone).code(), errc::context_length_exceeded);
@@ -253,12 +253,25 @@ TEST(text_engine, limits_are_refused_at_once) {
     generate_request hot = greedy_request({1}, 1);
     hot.sampling.temperature = 9.0f;
     EXPECT_EQ(e.submit(std::move(hot), nop, nodone).code(), errc::invalid_argument);
+    auto group = [&](int n) {
+        std::vector<generate_job> jobs;
+        for (int i = 0; i < n; ++i) jobs.push_back({greedy_request({1}, 3), nop, nodone});
+        return jobs;
+    };
+    EXPECT_EQ(e.submit_all(group(3)).code(), errc::invalid_argument) << "a group larger than the queue never fits";
+    {
+        auto jobs = group(2);
+        jobs[1].req.prompt = {512};
+        EXPECT_EQ(e.submit_all(std::move(jobs)).code(), errc::invalid_argument) << "one bad member refuses the group";
+    }
+    EXPECT_EQ(e.queued() + e.running(), 0) << "and queues none of it";
 
-    // One running (held inside its first token's callback), one queued: the third is refused with queue_full.
+    // One running (held inside its first token's callback), one queued: a group of two is refused whole
+    // (queue_full, nothing queued), one more single fits, and the one after is refused.
     std::promise<void> holding, release;
     auto released = release.get_future().share();
     bool first_token = true;
-    outcome running, queued;
+    outcome running, queued, last;
     ASSERT_TRUE(e.submit(greedy_request({1}, 3),
                          [&](const generated_token& t) {
                              if (first_token) {
@@ -271,10 +284,14 @@ TEST(text_engine, limits_are_refused_at_once) {
                          running.done_fn()));
     holding.get_future().wait();
     ASSERT_TRUE(e.submit(greedy_request({1}, 3), queued.token_fn(), queued.done_fn()));
+    EXPECT_EQ(e.submit_all(group(2)).code(), errc::queue_full);
+    EXPECT_EQ(e.queued(), 1);
+    ASSERT_TRUE(e.submit(greedy_request({1}, 3), last.token_fn(), last.done_fn()));
     EXPECT_EQ(e.submit(greedy_request({1}, 3), nop, nodone).code(), errc::queue_full);
     release.set_value();
     EXPECT_TRUE(running.wait());
     EXPECT_TRUE(queued.wait());
+    EXPECT_TRUE(last.wait());
     EXPECT_EQ(queued.ids.size(), 3u);
 }
 

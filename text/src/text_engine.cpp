@@ -85,32 +85,47 @@ int text_engine::running() const {
 }
 
 status text_engine::submit(generate_request req, on_token_fn on_token, on_done_fn on_done) {
-    if (req.prompt.empty()) return status(errc::invalid_argument, "the prompt is empty");
-    for (int32_t t : req.prompt)
-        if (t < 0 || t >= model_->hp.n_vocab)
-            return status(errc::invalid_argument, "prompt token " + std::to_string(t) + " is not in the vocabulary");
-    MM_TRY(validate(req.sampling, model_->hp.n_vocab));
-    if (req.max_tokens < 0) return status(errc::invalid_argument, "max_tokens must be >= 0");
-    if (req.stop.size() > 4) return status(errc::invalid_argument, "at most 4 stop sequences");
-    if (req.top_logprobs > 20) return status(errc::invalid_argument, "top_logprobs must be between 0 and 20");
-    const int n_prompt = static_cast<int>(req.prompt.size());
-    if (n_prompt >= p_.n_ctx || (req.max_tokens > 0 && n_prompt + req.max_tokens > p_.n_ctx))
-        return status(errc::context_length_exceeded,
-                      "This model's maximum context length is " + std::to_string(p_.n_ctx) + " tokens. However, you requested " +
-                          std::to_string(n_prompt + std::max(req.max_tokens, 1)) + " tokens (" + std::to_string(n_prompt) +
-                          " in the prompt, " + std::to_string(std::max(req.max_tokens, 1)) +
-                          " for the completion). Please reduce the prompt or max_tokens.");
-    auto seq = std::make_unique<sequence>(std::move(req), std::move(on_token), std::move(on_done));
-    seq->tokens = seq->req.prompt;
-    seq->max_new = seq->req.max_tokens > 0 ? seq->req.max_tokens : p_.n_ctx - n_prompt;
-    seq->out.prompt_tokens = n_prompt;
+    std::vector<generate_job> one;
+    one.push_back({std::move(req), std::move(on_token), std::move(on_done)});
+    return submit_all(std::move(one));
+}
+
+status text_engine::submit_all(std::vector<generate_job> jobs) {
+    if (jobs.empty()) return status(errc::invalid_argument, "no requests to queue");
+    if (static_cast<int>(jobs.size()) > p_.max_queue)
+        return status(errc::invalid_argument, std::to_string(jobs.size()) + " choices are more than this model's queue holds (" +
+                                                  std::to_string(p_.max_queue) + ")");
+    std::vector<std::unique_ptr<sequence>> made;
+    for (auto& j : jobs) {
+        generate_request& req = j.req;
+        if (req.prompt.empty()) return status(errc::invalid_argument, "the prompt is empty");
+        for (int32_t t : req.prompt)
+            if (t < 0 || t >= model_->hp.n_vocab)
+                return status(errc::invalid_argument, "prompt token " + std::to_string(t) + " is not in the vocabulary");
+        MM_TRY(validate(req.sampling, model_->hp.n_vocab));
+        if (req.max_tokens < 0) return status(errc::invalid_argument, "max_tokens must be >= 0");
+        if (req.stop.size() > 4) return status(errc::invalid_argument, "at most 4 stop sequences");
+        if (req.top_logprobs > 20) return status(errc::invalid_argument, "top_logprobs must be between 0 and 20");
+        const int n_prompt = static_cast<int>(req.prompt.size());
+        if (n_prompt >= p_.n_ctx || (req.max_tokens > 0 && n_prompt + req.max_tokens > p_.n_ctx))
+            return status(errc::context_length_exceeded,
+                          "This model's maximum context length is " + std::to_string(p_.n_ctx) + " tokens. However, you requested " +
+                              std::to_string(n_prompt + std::max(req.max_tokens, 1)) + " tokens (" + std::to_string(n_prompt) +
+                              " in the prompt, " + std::to_string(std::max(req.max_tokens, 1)) +
+                              " for the completion). Please reduce the prompt or max_tokens.");
+        auto seq = std::make_unique<sequence>(std::move(req), std::move(j.on_token), std::move(j.on_done));
+        seq->tokens = seq->req.prompt;
+        seq->max_new = seq->req.max_tokens > 0 ? seq->req.max_tokens : p_.n_ctx - n_prompt;
+        seq->out.prompt_tokens = n_prompt;
+        made.push_back(std::move(seq));
+    }
     {
         std::lock_guard lock(mu_);
         if (stopping_) return status(errc::cancelled, "the text stage is shutting down");
-        if (static_cast<int>(queue_.size()) >= p_.max_queue)
+        if (static_cast<int>(queue_.size() + made.size()) > p_.max_queue)
             return status(errc::queue_full, "the text stage's queue is full (" + std::to_string(p_.max_queue) +
                                                 " waiting); retry shortly");
-        queue_.push_back(std::move(seq));
+        for (auto& seq : made) queue_.push_back(std::move(seq));
     }
     cv_.notify_one();
     return ok_status();

@@ -158,6 +158,8 @@ status text_stage::submit(generate_request req, on_token_fn on_token, on_done_fn
     return impl_->engine->submit(std::move(req), std::move(on_token), std::move(on_done));
 }
 
+status text_stage::submit_all(std::vector<generate_job> jobs) { return impl_->engine->submit_all(std::move(jobs)); }
+
 int text_stage::queued() const { return impl_->engine->queued(); }
 int text_stage::running() const { return impl_->engine->running(); }
 

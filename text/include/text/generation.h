@@ -45,4 +45,11 @@ struct generate_result {
 using on_token_fn = std::function<void(const generated_token&)>;
 using on_done_fn = std::function<void(result<generate_result>)>;
 
+// A request with its callbacks, as queued (text_engine::submit_all takes several: the choices of one call).
+struct generate_job {
+    generate_request req;
+    on_token_fn on_token;
+    on_done_fn on_done;
+};
+
 }  // namespace mm::text

@@ -43,6 +43,9 @@ public:
     // leaves no room to generate, queue_full when max_queue requests are waiting, invalid_argument for bad
     // sampling parameters or an empty prompt. Otherwise on_token runs per generated token and on_done once.
     status submit(generate_request req, on_token_fn on_token, on_done_fn on_done);
+    // Several requests (one per choice of an n > 1 request) queued together or not at all: each is checked
+    // as submit() checks it, and the group is refused (invalid_argument) when it is larger than max_queue.
+    status submit_all(std::vector<generate_job> jobs);
 
     const llama_model& model() const { return *model_; }
     const tokenizer& vocab() const { return *vocab_; }

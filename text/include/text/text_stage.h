@@ -60,6 +60,7 @@ public:
     // See text_engine::submit: refused at once (context_length_exceeded, queue_full, invalid_argument), or
     // on_token per token and on_done once, on the engine's thread.
     status submit(generate_request req, on_token_fn on_token, on_done_fn on_done);
+    status submit_all(std::vector<generate_job> jobs);  // text_engine::submit_all: all or none
     int queued() const;
     int running() const;
 
