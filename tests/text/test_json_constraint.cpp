@@ -138,6 +138,26 @@ TEST(json_constraint, unions_type_lists_and_refs_take_one_branch_by_the_first_by
     EXPECT_TRUE(accepts(schema(R"({"type":["integer"],"nullable":true})"), "null"));
 }
 
+// allOf as pydantic writes it (one $ref wrapped to carry a default or description) and as objects that
+// extend each other (their properties and required lists merge); the node's own keywords count too.
+TEST(json_constraint, all_of_is_one_schema_or_merged_objects) {
+    const auto wrapped = schema(R"({"$defs":{"Status":{"enum":["open","closed"]}},"type":"object",
+        "properties":{"status":{"allOf":[{"$ref":"#/$defs/Status"}],"default":"open","description":"state"}},"required":["status"]})");
+    EXPECT_TRUE(accepts(wrapped, R"({"status":"closed"})"));
+    EXPECT_FALSE(accepts(wrapped, R"({"status":"gone"})"));
+    const auto merged = schema(R"({"$defs":{"Base":{"type":"object","properties":{"id":{"type":"integer"}},"required":["id"]}},
+        "allOf":[{"$ref":"#/$defs/Base"},{"type":"object","properties":{"name":{"type":"string"}},"required":["name"]}]})");
+    EXPECT_TRUE(accepts(merged, R"({"id":1,"name":"x"})"));
+    EXPECT_FALSE(accepts(merged, R"({"id":1})")) << "both members' required fields";
+    EXPECT_FALSE(accepts(merged, R"({"name":"x"})"));
+    EXPECT_EQ(json_recognizer(merged).closing(), R"({"id":0,"name":""})");
+    const auto own = schema(R"({"type":"object","properties":{"a":{"type":"integer"}},"required":["a"],
+        "allOf":[{"properties":{"b":{"type":"boolean"}},"required":["b"]}]})");
+    EXPECT_TRUE(accepts(own, R"({"a":1,"b":true})"));
+    EXPECT_FALSE(accepts(own, R"({"b":true})")) << "the node's own required field still holds";
+    EXPECT_TRUE(accepts(schema(R"({"allOf":[true,{"type":"integer"}]})"), "7"));
+}
+
 TEST(json_constraint, unsupported_schemas_are_named) {
     struct row { const char* schema; const char* says; };
     const row rows[] = {
@@ -148,7 +168,10 @@ TEST(json_constraint, unsupported_schemas_are_named) {
         {R"({"anyOf":[{},{"type":"null"}]})", "same JSON type"},  // anything begins like null
         {R"({"anyOf":[]})", "at least one"},
         {R"({"anyOf":{"type":"string"}})", "expected an array"},
-        {R"({"allOf":[{"type":"string"}]})", "allOf"},
+        {R"({"allOf":[{"type":"string"},{"type":"string","enum":["a"]}]})", "only one constraining schema"},
+        {R"({"allOf":[{"properties":{"a":{"type":"string"}}},{"properties":{"a":{"type":"integer"}}}]})", "two different schemas"},
+        {R"({"allOf":[]})", "non-empty array"},
+        {R"({"$defs":{"L":{"allOf":[{"$ref":"#/$defs/L"}]}},"$ref":"#/$defs/L"})", "recurses"},
         {R"({"type":"array","minItems":17})", "at most 16"},
         {R"({"type":"array","minItems":-1})", "non-negative"},
         {R"({"type":"array","maxItems":"3"})", "non-negative"},
@@ -174,6 +197,16 @@ TEST(json_constraint, unsupported_schemas_are_named) {
     auto s = json_schema_parse(doubling.dump());
     ASSERT_FALSE(s);
     EXPECT_NE(s.error().message().find("too many nodes"), std::string::npos) << s.error().message();
+    // The same through allOf, whose members are merged before parsing: 2^30 visits unless bounded.
+    json merging = {{"$ref", "#/$defs/d0"}};
+    for (int i = 0; i < 30; ++i) {
+        const json next = {{"$ref", "#/$defs/d" + std::to_string(i + 1)}};
+        merging["$defs"]["d" + std::to_string(i)] = {{"allOf", {next, next}}};
+    }
+    merging["$defs"]["d30"] = {{"type", "object"}};
+    auto m = json_schema_parse(merging.dump());
+    ASSERT_FALSE(m);
+    EXPECT_NE(m.error().message().find("too many allOf members"), std::string::npos) << m.error().message();
 }
 
 // Byte-level random walks: at every step some byte continues the document (no dead ends), the recogniser

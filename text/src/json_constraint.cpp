@@ -3,6 +3,7 @@
 #include "text/json_constraint.h"
 
 #include <algorithm>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -135,6 +136,7 @@ bool may_start(const json_schema& s, unsigned char c) {
 struct parse_ctx {
     const json& root;
     int nodes_left = 4096;
+    int all_of_left = 256;  // allOf members visited, in all
 };
 
 result<json_schema_ptr> parse_node(const json& j, parse_ctx& cx, const std::string& at, int depth);
@@ -167,6 +169,85 @@ result<json_schema_ptr> one_of(const std::vector<json>& alternatives, parse_ctx&
     return settled(s);
 }
 
+// Keywords that describe a schema without constraining it (`skip` names one more to pass over).
+bool annotation_only(const json& j, std::string_view skip = {}) {
+    static const std::set<std::string, std::less<>> k_notes = {"title", "description", "default", "examples", "$comment",
+                                                              "deprecated", "readOnly", "writeOnly", "$schema", "$id",
+                                                              "$defs", "definitions"};
+    for (auto it = j.begin(); it != j.end(); ++it)
+        if (it.key() != skip && !k_notes.count(it.key())) return false;
+    return true;
+}
+
+result<const json*> resolve_ref(const json& ref, const json& root, const std::string& at);
+
+// allOf, where every member holding is one schema: one member that constrains (pydantic's wrapper around
+// a $ref that carries a description or default), or objects whose properties and required lists merge.
+// The node's own keywords count as a member. Anything else is refused rather than loosened. Members are
+// read in place (references point into the document), and at most k_max_all_of of them are visited in all,
+// so a schema cannot make the merge copy or compare its largest part over and over.
+result<json> all_of(const json& j, parse_ctx& cx, const std::string& at, int depth) {
+    if (depth > 32) return status(errc::invalid_argument, at + ": schema nested too deeply (or a $ref that recurses)");
+    const json& members = j["allOf"];
+    if (!members.is_array() || members.empty()) return status(errc::invalid_argument, at + ".allOf: expected a non-empty array");
+    std::vector<const json*> parts;  // into the document, or into `inner`
+    std::vector<std::unique_ptr<json>> inner;  // merged nested allOfs
+    if (!annotation_only(j, "allOf")) parts.push_back(&j);
+    for (size_t i = 0; i < members.size(); ++i) {
+        const std::string mat = at + ".allOf[" + std::to_string(i) + "]";
+        if (--cx.all_of_left < 0) return status(errc::invalid_argument, mat + ": too many allOf members in the schema");
+        const json* m = &members[i];
+        for (int hops = 0; m->is_object() && m->contains("$ref"); ++hops) {
+            if (hops > 32) return status(errc::invalid_argument, mat + ".$ref: recurses");
+            auto target = resolve_ref((*m)["$ref"], cx.root, mat);
+            if (!target) return target.error();
+            m = *target;
+        }
+        if (m->is_boolean() && m->get<bool>()) continue;  // true: no constraint
+        if (!m->is_object()) return status(errc::invalid_argument, mat + ": expected a schema object");
+        if (m->contains("allOf")) {
+            auto merged = all_of(*m, cx, mat, depth + 1);
+            if (!merged) return merged.error();
+            inner.push_back(std::make_unique<json>(std::move(*merged)));
+            m = inner.back().get();
+        }
+        if (!annotation_only(*m)) parts.push_back(m);
+    }
+    auto own = [&](const json& part) {  // the node itself is a part without its allOf
+        if (&part != &j) return part;
+        json copy = part;
+        copy.erase("allOf");
+        return copy;
+    };
+    if (parts.empty()) return json::object();
+    if (parts.size() == 1) return own(*parts.front());
+    json out = {{"type", "object"}, {"properties", json::object()}, {"required", json::array()}};
+    for (const json* part : parts) {
+        const json& p = *part;
+        const bool object = p.value("type", json("object")) == "object" && !p.contains("anyOf") && !p.contains("oneOf") &&
+                            !p.contains("enum") && !p.contains("const");
+        if (!object)
+            return status(errc::invalid_argument,
+                          at + ".allOf: only one constraining schema, or objects to merge, are supported in constrained output");
+        if (auto props = p.find("properties"); props != p.end()) {
+            if (!props->is_object()) return status(errc::invalid_argument, at + ".allOf: properties must be an object");
+            for (auto it = props->begin(); it != props->end(); ++it) {
+                auto have = out["properties"].find(it.key());
+                if (have == out["properties"].end()) out["properties"][it.key()] = it.value();
+                else if (*have != it.value())
+                    return status(errc::invalid_argument, at + ".allOf: property '" + it.key() +
+                                                              "' is given two different schemas (not supported)");
+            }
+        }
+        if (auto req = p.find("required"); req != p.end()) {
+            if (!req->is_array()) return status(errc::invalid_argument, at + ".allOf: required must be an array");
+            for (const auto& r : *req)
+                if (std::find(out["required"].begin(), out["required"].end(), r) == out["required"].end()) out["required"].push_back(r);
+        }
+    }
+    return out;
+}
+
 // A local reference, "#" or "#/$defs/Name" (a JSON pointer into the schema document itself).
 result<const json*> resolve_ref(const json& ref, const json& root, const std::string& at) {
     if (!ref.is_string()) return status(errc::invalid_argument, at + ".$ref: expected a string");
@@ -191,6 +272,11 @@ result<json_schema_ptr> parse_node(const json& j, parse_ctx& cx, const std::stri
         auto target = resolve_ref(j["$ref"], cx.root, at);
         if (!target) return target.error();
         return parse_node(**target, cx, at + ".$ref", depth + 1);
+    }
+    if (j.contains("allOf")) {
+        auto merged = all_of(j, cx, at, depth);
+        if (!merged) return merged.error();
+        return parse_node(*merged, cx, at + ".allOf", depth + 1);
     }
     for (const char* k : {"anyOf", "oneOf"}) {
         if (!j.contains(k)) continue;
@@ -223,10 +309,7 @@ result<json_schema_ptr> parse_node(const json& j, parse_ctx& cx, const std::stri
         for (const auto& v : values) s->literals.push_back(v.dump());
         return settled(s);
     }
-    if (!j.contains("type")) {
-        if (j.contains("allOf")) return status(errc::invalid_argument, at + ".allOf is not supported in constrained output");
-        return any_value();
-    }
+    if (!j.contains("type")) return any_value();
     if (!j["type"].is_string()) return status(errc::invalid_argument, at + ".type: expected a single type name");
     const std::string type = j["type"];
     if (type == "object") {

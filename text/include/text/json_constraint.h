@@ -6,8 +6,9 @@
 // Schema subset: type object (properties in declared order, required, additionalProperties false implied
 // once properties are given), array (items, minItems up to 16, maxItems), string, number, integer, boolean, null; enum and const of any
 // JSON values; anyOf / oneOf, type lists and nullable whose alternatives are of different JSON types (the
-// recogniser picks one by a value's first byte); $ref into the schema's own document, not recursive; a
-// schema without a type accepts any JSON value. The text stage's tool calls use a
+// recogniser picks one by a value's first byte); $ref into the schema's own document, not recursive; allOf
+// of one constraining schema, or of objects whose properties merge; a schema without a type accepts any
+// JSON value. The text stage's tool calls use a
 // tool-call schema: {"name": <one of the tools>, "arguments": <that tool's parameters>}.
 // Thread safety: a schema is immutable and shared; a recogniser belongs to one sequence.
 #pragma once
