@@ -363,10 +363,13 @@ struct logprob_log {
     }
 };
 
-json usage_of(int prompt_tokens, int completion_tokens) {
+// cached_tokens: prompt tokens a slot already held from an earlier request (a chat's earlier turns), not
+// computed again; the price is flat either way.
+json usage_of(int prompt_tokens, int cached_tokens, int completion_tokens) {
     return {{"prompt_tokens", prompt_tokens},
             {"completion_tokens", completion_tokens},
-            {"total_tokens", prompt_tokens + completion_tokens}};
+            {"total_tokens", prompt_tokens + completion_tokens},
+            {"prompt_tokens_details", {{"cached_tokens", cached_tokens}}}};
 }
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
@@ -408,7 +411,7 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
         bool parallel_calls = true;
         std::vector<choice_state> choices;
         size_t left = 0;  // choices still generating
-        int prompt_tokens = 0, completion_tokens = 0;
+        int prompt_tokens = 0, cached_tokens = 0, completion_tokens = 0;
         bool failed = false;  // a choice failed or was cancelled: the answer is that error, sent once
         std::mutex mu;           // orders the head before the engine's first write
         bool head_sent = false;  // guarded by mu
@@ -498,6 +501,7 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
         }
         choice_state& c = st->choices[i];
         st->prompt_tokens = r->prompt_tokens;  // the same prompt for every choice, counted once
+        st->cached_tokens = std::max(st->cached_tokens, r->cached_tokens);
         st->completion_tokens += r->completion_tokens;
         const char* finish = text::finish_reason_name(r->reason);
         // Tool calls: the whole answer is one call or an array of them.
@@ -534,7 +538,7 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
                 c.whole = {{"text", r->text}, {"index", i}, {"logprobs", lp}, {"finish_reason", finish}};
         }
         if (--st->left > 0) return;
-        const json usage = usage_of(st->prompt_tokens, st->completion_tokens);
+        const json usage = usage_of(st->prompt_tokens, st->cached_tokens, st->completion_tokens);
         if (st->stream) {
             if (st->include_usage) {
                 json u = chunk(json::array());

@@ -156,7 +156,7 @@ TEST(text_routes, a_streamed_chat_adds_up_to_the_whole_answer) {
     EXPECT_EQ(content, whole.body["choices"][0]["message"]["content"]);
     EXPECT_EQ(finish, "length");
     EXPECT_TRUE(evs.back()["choices"].empty());
-    EXPECT_EQ(evs.back()["usage"], whole.body["usage"]);
+    for (const char* k : {"prompt_tokens", "completion_tokens", "total_tokens"}) EXPECT_EQ(evs.back()["usage"][k], whole.body["usage"][k]) << k;
     EXPECT_EQ(f.spent(), 2 * k_price) << "streamed and whole are different requests, each billed once";
     // The same greedy request again is answered from the response cache (cache_price 0): the same answer,
     // as a response of its own (its own id).
@@ -271,7 +271,8 @@ TEST(text_routes, n_choices_are_independent_answers_for_one_charge) {
     std::vector<std::string> joined(3);
     std::vector<int> finishes(3, 0);
     for (const auto& e : evs) {
-        if (e.contains("usage") && !e["usage"].is_null()) EXPECT_EQ(e["usage"], a.body["usage"]);
+        if (e.contains("usage") && !e["usage"].is_null())
+            for (const char* k : {"prompt_tokens", "completion_tokens", "total_tokens"}) EXPECT_EQ(e["usage"][k], a.body["usage"][k]) << k;
         for (const auto& c : e["choices"]) {
             const size_t i = c["index"];
             ASSERT_LT(i, 3u);
@@ -292,6 +293,25 @@ TEST(text_routes, n_choices_are_independent_answers_for_one_charge) {
     ASSERT_EQ(c.body["choices"].size(), 2u);
     EXPECT_EQ(c.body["choices"][1]["index"], 1);
     EXPECT_EQ(c.body["choices"][0]["message"], c.body["choices"][1]["message"]) << "greedy: the same answer twice";
+}
+
+// A chat's next turn starts from the slot that holds the earlier turn, and usage says how much of the
+// prompt it found there (prompt_tokens_details.cached_tokens, as OpenAI reports prompt caching).
+TEST(text_routes, a_chats_next_turn_reports_the_prompt_it_found_cached) {
+    fixture f;
+    json chat = {{"model", "stories"}, {"messages", {{{"role", "user"}, {"content", "Tell me a story about a cat."}}}},
+                 {"max_tokens", 10}, {"temperature", 0}};
+    auto first = f.call("POST", "/v1/chat/completions", chat.dump());
+    ASSERT_EQ(first.status, 200u) << first.body.dump();
+    EXPECT_EQ(first.body["usage"]["prompt_tokens_details"]["cached_tokens"], 0) << "a fresh stage holds nothing";
+    const int first_prompt = first.body["usage"]["prompt_tokens"];
+    chat["messages"].push_back({{"role", "assistant"}, {"content", first.body["choices"][0]["message"]["content"]}});
+    chat["messages"].push_back({{"role", "user"}, {"content", "And then?"}});
+    auto second = f.call("POST", "/v1/chat/completions", chat.dump());
+    ASSERT_EQ(second.status, 200u) << second.body.dump();
+    const int cached = second.body["usage"]["prompt_tokens_details"]["cached_tokens"];
+    EXPECT_GT(cached, first_prompt / 2) << second.body["usage"].dump();
+    EXPECT_LT(cached, second.body["usage"]["prompt_tokens"].get<int>());
 }
 
 TEST(text_routes, logprobs_have_openais_shapes) {

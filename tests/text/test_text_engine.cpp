@@ -107,6 +107,47 @@ TEST(text_engine, greedy_runs_match_llama_server_ids_and_text_alone_and_together
     }
 }
 
+// A prompt that extends what a free slot holds (a chat's next turn) or repeats it starts after the shared
+// prefix, in that slot, and still answers llama-server's ids: the reused keys and values are the ones
+// recomputing gives. The halves of all prompts are in flight together first, so each slot holds another
+// prompt's start and the right one must be picked.
+TEST(text_engine, a_prompt_that_extends_or_repeats_an_earlier_one_reuses_the_cache_and_answers_the_same) {
+    fixture f;
+    const json server = test::text_golden("server_greedy_f32.json");
+    std::vector<json> cases;
+    for (const json& c : server["cases"])
+        if (c["prompt_ids"].size() >= 4) cases.push_back(c);  // not the "empty" one: BOS alone
+    ASSERT_GE(cases.size(), 2u);
+    text_engine e(f.model, f.vocab, f.pool, {.n_parallel = static_cast<int>(cases.size()), .n_ctx = 256, .max_queue = 8});
+    auto submit = [&](std::vector<int32_t> prompt, int n) {
+        auto o = std::make_unique<outcome>();
+        EXPECT_TRUE(e.submit(greedy_request(std::move(prompt), n), o->token_fn(), o->done_fn()));
+        return o;
+    };
+    auto half_of = [](const json& c) { return c["prompt_ids"].size() / 2; };
+    std::vector<std::unique_ptr<outcome>> halves;
+    for (const json& c : cases) {
+        const auto prompt = c["prompt_ids"].get<std::vector<int32_t>>();
+        halves.push_back(submit(std::vector<int32_t>(prompt.begin(), prompt.begin() + static_cast<long>(half_of(c))), 3));
+    }
+    for (auto& h : halves) ASSERT_TRUE(h->wait());
+    for (size_t i = cases.size(); i-- > 0;) {  // the last slot's prompt first: not the first free slot
+        const json& c = cases[i];
+        const auto prompt = c["prompt_ids"].get<std::vector<int32_t>>();
+        const auto want = c["generated_ids"].get<std::vector<int32_t>>();
+        const int n = c["n_predict"].get<int>();
+        auto longer = submit(prompt, n);
+        ASSERT_TRUE(longer->wait());
+        EXPECT_EQ(longer->ids, want) << c["id"] << ": extending an earlier prompt";
+        EXPECT_GE((*longer->done)->cached_tokens, static_cast<int>(half_of(c))) << c["id"];
+        EXPECT_LT((*longer->done)->cached_tokens, static_cast<int>(prompt.size())) << "the last prompt token is always fed";
+        auto again = submit(prompt, n);
+        ASSERT_TRUE(again->wait());
+        EXPECT_EQ(again->ids, want) << c["id"] << ": the same prompt again";
+        EXPECT_EQ((*again->done)->cached_tokens, static_cast<int>(prompt.size()) - 1) << c["id"];
+    }
+}
+
 TEST(text_engine, a_seeded_request_samples_the_same_alone_and_beside_others) {
     fixture f;
     auto sampled = [&](int neighbours) {

@@ -135,6 +135,34 @@ void text_engine::loop() {
     kv_cache cache(model_->hp, p_.n_parallel, p_.n_ctx);
     std::vector<std::unique_ptr<sequence>> running;
     std::vector<bool> slot_used(static_cast<size_t>(p_.n_parallel), false);
+    // The tokens whose keys and values each free slot still holds, from positions 0 on. A new sequence takes
+    // the free slot that shares the longest prefix with its prompt and starts after it: a chat's next turn
+    // computes only what is new. Rows are computed alike whatever the batch (llama_decode), so the reused
+    // entries are the ones recomputing would give.
+    std::vector<std::vector<int32_t>> held(static_cast<size_t>(p_.n_parallel));
+    auto release = [&](sequence& s) {
+        slot_used[static_cast<size_t>(s.slot)] = false;
+        held[static_cast<size_t>(s.slot)].assign(s.tokens.begin(), s.tokens.begin() + s.pos);
+    };
+    auto take_slot = [&](sequence& s) {
+        size_t best_len = 0;
+        int best = -1;
+        for (int i = 0; i < p_.n_parallel; ++i) {
+            if (slot_used[static_cast<size_t>(i)]) continue;
+            const auto& h = held[static_cast<size_t>(i)];
+            const size_t n = std::min(h.size(), s.tokens.size());
+            const size_t same = static_cast<size_t>(std::mismatch(h.begin(), h.begin() + n, s.tokens.begin()).first - h.begin());
+            if (best < 0 || same > best_len) best = i, best_len = same;
+        }
+        // At least the prompt's last token is fed, for the logits of the first new one.
+        const size_t reuse = std::min(best_len, s.tokens.size() - 1);
+        s.slot = best;
+        slot_used[static_cast<size_t>(best)] = true;
+        held[static_cast<size_t>(best)].clear();  // rewritten from `reuse` on
+        s.fed = reuse;
+        s.pos = static_cast<int>(reuse);
+        s.out.cached_tokens = static_cast<int>(reuse);
+    };
     for (;;) {
         std::vector<std::unique_ptr<sequence>> gave_up;  // cancelled while queued
         {
@@ -162,8 +190,7 @@ void text_engine::loop() {
             while (!queue_.empty() && static_cast<int>(running.size()) < p_.n_parallel) {
                 auto s = std::move(queue_.front());
                 queue_.pop_front();
-                s->slot = static_cast<int>(std::find(slot_used.begin(), slot_used.end(), false) - slot_used.begin());
-                slot_used[static_cast<size_t>(s->slot)] = true;
+                take_slot(*s);
                 running.push_back(std::move(s));
             }
             running_ = static_cast<int>(running.size());
@@ -174,7 +201,7 @@ void text_engine::loop() {
         for (auto& s : gave_up) finished.emplace_back(std::move(s), finish_reason::cancelled);
         for (auto& s : running) {
             if (s->req.cancel.stopped()) {
-                slot_used[static_cast<size_t>(s->slot)] = false;
+                release(*s);
                 finished.emplace_back(std::move(s), finish_reason::cancelled);
             } else {
                 still.push_back(std::move(s));
@@ -205,6 +232,7 @@ void text_engine::loop() {
             log_error("text_decode_failed", {{"error", st.to_string()}});
             for (auto& s : running) {
                 slot_used[static_cast<size_t>(s->slot)] = false;
+                held[static_cast<size_t>(s->slot)].clear();  // what the step left there is unknown
                 s->on_done(st);
             }
             running.clear();
@@ -237,7 +265,7 @@ void text_engine::loop() {
             }
             if (mask && std::find(mask->begin(), mask->end(), true) == mask->end()) {
                 // The vocabulary cannot continue the document (it cannot happen with byte tokens): stop here.
-                slot_used[static_cast<size_t>(s->slot)] = false;
+                release(*s);
                 finished.emplace_back(std::move(s), finish_reason::length);
                 continue;
             }
@@ -264,7 +292,7 @@ void text_engine::loop() {
             else if (eog || s->filter.stopped()) done = finish_reason::stop;
             else if (s->generated >= s->max_new || s->pos >= p_.n_ctx) done = finish_reason::length;
             if (done) {
-                slot_used[static_cast<size_t>(s->slot)] = false;
+                release(*s);
                 finished.emplace_back(std::move(s), *done);
             } else {
                 still.push_back(std::move(s));

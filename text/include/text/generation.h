@@ -38,6 +38,7 @@ const char* finish_reason_name(finish_reason r);
 struct generate_result {
     finish_reason reason = finish_reason::stop;
     int prompt_tokens = 0;
+    int cached_tokens = 0;  // of the prompt, found already in the KV cache (not computed again)
     int completion_tokens = 0;
     std::string text;  // everything released, in order
 };
