@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <future>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,8 @@
 #include "text/kv_cache.h"
 #include "text/llama_decode.h"
 #include "text/llama_model.h"
+#include "text/text_engine.h"
+#include "text/tokenizer.h"
 
 using namespace mm;
 namespace fs = std::filesystem;
@@ -116,6 +119,32 @@ void row(const char* name, thread_pool& pool, const text::llama_model& m, int n_
         std::printf("   llama.cpp tg %.1f pp %.1f -> %.2fx / %.2fx", ref.decode_tps, ref.prefill_tps,
                     ours.decode_tps / ref.decode_tps, ours.prefill_tps / ref.prefill_tps);
     std::printf("\n");
+}
+
+// A chat's next turn: time to its first token when a slot holds the earlier turn (the engine starts after
+// the shared prefix) against a fresh engine computing the whole prompt, in the same run.
+void next_turn(thread_pool& pool, std::shared_ptr<const text::llama_model> m, std::shared_ptr<const text::tokenizer> vocab,
+               int history, int added) {
+    auto first_token_ms = [&](text::text_engine& e, int n_prompt) {
+        text::generate_request r;
+        for (int i = 0; i < n_prompt; ++i) r.prompt.push_back(1 + (i * 37) % (m->hp.n_vocab - 1));
+        r.sampling.temperature = 0.0f;
+        r.max_tokens = 1;
+        std::promise<void> done;
+        const auto t0 = std::chrono::steady_clock::now();
+        if (!e.submit(std::move(r), [](const text::generated_token&) {}, [&](result<text::generate_result>) { done.set_value(); }))
+            return 0.0;
+        done.get_future().wait();
+        return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    };
+    const text::engine_params p{.n_parallel = 1, .n_ctx = history + added + 8, .max_queue = 4};
+    text::text_engine warm(m, vocab, pool, p);
+    (void)first_token_ms(warm, history);
+    const double reused = first_token_ms(warm, history + added);
+    text::text_engine cold(m, vocab, pool, p);
+    const double fresh = first_token_ms(cold, history + added);
+    std::printf("  next chat turn (%d-token history + %d new): first token in %.0f ms reusing the slot's prefix, "
+                "%.0f ms computing it all (%.1fx)\n", history, added, reused, fresh, fresh / reused);
 }
 
 // Aggregate generated tokens/s through the HTTP API: `streams` clients at once, each a streamed completion
@@ -224,6 +253,10 @@ int main(int argc, char** argv) {
             row(label.c_str(), pool, *fast, n_prefill, n_decode, llama_cpp(path, n_prefill, n_decode, pool.size()));
         }
         if (t == dtype::q4_0) {
+            auto f = gguf_open(path);
+            auto m = f ? text::llama_load_gguf(*f) : result<std::shared_ptr<const text::llama_model>>(f.error());
+            auto tok = text::tokenizer::from_gguf(*vocab);
+            if (m && tok) next_turn(pool, text::llama_for_matvec(*m), std::make_shared<const text::tokenizer>(std::move(*tok)), 480, 24);
             std::printf("  through HTTP (streamed completions of 32 tokens, meter on): ");
             for (int streams : {1, 4, 16}) std::printf("%d streams %.1f tok/s   ", streams, http_aggregate(path, streams, 32));
             std::printf("\n");
