@@ -3,6 +3,7 @@
 #include "text_routes.h"
 
 #include <ctime>
+#include <map>
 #include <mutex>
 #include <random>
 
@@ -588,10 +589,23 @@ std::optional<std::string> deterministic(const http_request& req) {
 std::string fresh_identity(api kind, std::string body) {
     const std::string id = completion_id(kind);
     const int64_t created = static_cast<int64_t>(std::time(nullptr));
+    std::map<std::string, std::string> call_ids;  // old -> new, the same across a stream's events
     auto refresh = [&](json& j) {
         if (!j.is_object()) return;
         if (j.contains("id")) j["id"] = id;
         if (j.contains("created")) j["created"] = created;
+        // Tool calls get ids of their own too: a client ties each tool result to its call by id.
+        if (!j.contains("choices") || !j["choices"].is_array()) return;
+        for (auto& c : j["choices"])
+            for (const char* part : {"message", "delta"})
+                if (c.is_object() && c.contains(part) && c[part].is_object() && c[part].contains("tool_calls") &&
+                    c[part]["tool_calls"].is_array())
+                    for (auto& call : c[part]["tool_calls"])
+                        if (call.is_object() && call.contains("id") && call["id"].is_string()) {
+                            auto [it, fresh] = call_ids.try_emplace(call["id"].get<std::string>());
+                            if (fresh) it->second = "call_" + request_id_generate().substr(4);
+                            call["id"] = it->second;
+                        }
     };
     constexpr std::string_view data = "data: ";
     if (body.rfind(data, 0) != 0) {  // one JSON document

@@ -432,6 +432,16 @@ TEST(text_routes, structured_output_and_tool_calls_always_parse) {
     std::set<std::string> ids;
     for (const auto& c : calls) ids.insert(c["id"].get<std::string>());
     EXPECT_EQ(ids.size(), calls.size()) << "each call its own id";
+    // Greedy, so the same request again is a cache hit: the same calls, under new ids.
+    auto replay = f.call("POST", "/v1/chat/completions", par.dump());
+    ASSERT_EQ(replay.status, 200u);
+    const json& again = replay.body["choices"][0]["message"]["tool_calls"];
+    ASSERT_EQ(again.size(), calls.size());
+    for (size_t i = 0; i < calls.size(); ++i) {
+        EXPECT_EQ(again[i]["function"], calls[i]["function"]);
+        EXPECT_TRUE(again[i]["id"].get<std::string>().starts_with("call_"));
+        EXPECT_FALSE(ids.count(again[i]["id"].get<std::string>())) << "a replayed call gets a new id";
+    }
     par["stream"] = true;
     auto many_st = f.call("POST", "/v1/chat/completions", par.dump());
     auto [many_evs, many_done] = events(many_st.raw.body());
