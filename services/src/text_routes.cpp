@@ -12,6 +12,7 @@
 #include "chat_messages.h"
 #include "services/http_errors.h"
 #include "text/stop_filter.h"
+#include "text/tool_calls.h"
 
 namespace mm::services {
 namespace {
@@ -135,22 +136,17 @@ status read_tools(const json& body, parsed& p, std::vector<text::chat_message>& 
     return ok_status();
 }
 
-// The OpenAI tool_calls an answer makes: one call object, or (parallel) a non-empty array of them, each
-// naming one of the tools with object arguments; null when the answer is anything else (then it is text).
+// The OpenAI tool_calls an answer makes (text::parse_tool_calls), each with an id of its own; null when the
+// answer is text.
 json tool_calls_of(const std::string& text, const std::vector<std::string>& names, bool parallel) {
-    const auto doc = json::parse(text, nullptr, false);
-    const json list = doc.is_array() && parallel ? doc : json::array({doc});
-    if (list.empty()) return nullptr;
-    json calls = json::array();
-    for (const auto& c : list) {
-        if (!c.is_object() || !c.contains("name") || !c["name"].is_string() || !c.contains("arguments") ||
-            !c["arguments"].is_object() || std::find(names.begin(), names.end(), c["name"].get<std::string>()) == names.end())
-            return nullptr;
-        calls.push_back({{"id", "call_" + request_id_generate().substr(4)},
-                         {"type", "function"},
-                         {"function", {{"name", c["name"]}, {"arguments", c["arguments"].dump()}}}});
-    }
-    return calls;
+    const auto calls = text::parse_tool_calls(text, names, parallel);
+    if (!calls) return nullptr;
+    json out = json::array();
+    for (const auto& c : *calls)
+        out.push_back({{"id", "call_" + request_id_generate().substr(4)},
+                       {"type", "function"},
+                       {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+    return out;
 }
 
 uint64_t fresh_seed() {
@@ -214,6 +210,9 @@ result<parsed> parse(api kind, const std::string& body_text, const text_models& 
     int64_t n = 1;
     MM_TRY(read(body, "n", n));
     if (n < 1 || n > k_max_choices) return bad("n", "must be between 1 and " + std::to_string(k_max_choices));
+    if (n > p.stage->max_queue())
+        return bad("n", std::to_string(n) + " choices are more than this model's queue holds (" +
+                            std::to_string(p.stage->max_queue()) + ", limits.queue_depth)");
     p.n = static_cast<int>(n);
     if (kind == api::completions) {  // legacy options this server does not do: refused, never ignored
         bool echo = false;
@@ -389,9 +388,9 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
     if (!p) return out->reply(error_reply(p.error(), retry_headers(p.error())));
     p->gen.cancel = out->cancel();
 
-    // What one choice has made so far. A streamed answer that may be a tool call is one when its first
-    // visible byte is '{' (or '[' for several); until that byte its tokens wait in `held`, then a text answer
-    // streams as it comes and calls go out whole.
+    // What one choice has made so far. A streamed answer that may be calls waits in `held` until its start
+    // tells (text::classify_answer_start: '{', '[' or <tool_call>); then a text answer streams as it comes
+    // and calls go out whole.
     struct choice_state {
         enum class shape { undecided, text, call } answer = shape::undecided;
         std::vector<text::generated_token> held;
@@ -478,15 +477,18 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
         if (st->tools == tool_mode::none || c.answer == shape::text) return emit(i, t);
         if (c.answer == shape::call) return;  // whole, at the end
         c.held.push_back(t);
-        for (const auto& h : c.held)
-            for (char ch : h.text) {
-                if (ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r') continue;
-                c.answer = ch == '{' || (ch == '[' && st->parallel_calls) ? shape::call : shape::text;
-                if (c.answer == shape::text)
-                    for (const auto& e : c.held) emit(i, e);
-                c.held.clear();
-                return;
-            }
+        std::string visible;
+        for (const auto& h : c.held) visible += h.text;
+        visible.erase(0, std::min(visible.size(), visible.find_first_not_of(" \n\t\r")));
+        switch (text::classify_answer_start(visible, st->parallel_calls)) {
+            case text::answer_start::undecided: return;
+            case text::answer_start::calls: c.answer = shape::call; break;
+            case text::answer_start::text:
+                c.answer = shape::text;
+                for (const auto& e : c.held) emit(i, e);
+                break;
+        }
+        c.held.clear();
     };
 
     auto on_done = [st, chunk, event, head](size_t i, result<text::generate_result> r) {
@@ -566,8 +568,6 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
     if (status s = st->stage->submit_all(std::move(jobs)); !s) {
         if (s.code() == errc::context_length_exceeded)  // the field OpenAI names for it
             s = status(s.code(), s.message(), kind == api::chat ? "messages" : "prompt");
-        else if (s.code() == errc::invalid_argument && st->choices.size() > 1)
-            s = status(s.code(), s.message(), "n");
         return st->out->reply(error_reply(s, retry_headers(s)));
     }
     if (st->stream) head();

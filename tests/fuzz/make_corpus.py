@@ -159,9 +159,25 @@ def json_schema_seeds():
         # A high surrogate escape with no low half: a document readers refuse, so the recogniser must too.
         ("lone_surrogate", {}, '"a\\ud83d\\u0041"'),
         ("open_surrogate", {"type": "object", "properties": {"s": {"type": "string"}}, "required": ["s"]}, '{"s":"\\uD83D'),
+        ("array_item_counts", {"type": "object", "properties": {
+            "pair": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 3},
+            "none": {"type": "array", "maxItems": 0}}, "required": ["pair"]}, '{"pair":[1,2,3],"none":[]}'),
+        ("all_of", {"$defs": {"Base": {"type": "object", "properties": {"id": {"type": "integer"}}, "required": ["id"]},
+                              "S": {"enum": ["a", "b"]}},
+                    "allOf": [{"$ref": "#/$defs/Base"},
+                              {"properties": {"s": {"allOf": [{"$ref": "#/$defs/S"}], "default": "a"}}, "required": ["s"]}]},
+         '{"id":3,"s":"b"}'),
     ]
     for name, schema, doc in cases:
         yield name + ".bin", json.dumps(schema).encode() + b"\0" + doc.encode()
+
+
+def tool_calls_seeds():
+    yield "object.bin", b'{"name":"get_weather","arguments":{"city":"Paris"}}'
+    yield "array.bin", b'[{"name":"a","parameters":{}},{"name":"get_weather","arguments":"{\\"x\\":1}"}]'
+    yield "hermes_blocks.bin", (b'<tool_call>\n{"name": "a", "arguments": {}}\n</tool_call>\n'
+                                b'<tool_call>{"name":"get_weather","arguments":{"b":[1,2]}}')
+    yield "text.bin", b"The weather is <b>fine</b>."
 
 
 def tokenizer_seeds():
@@ -238,7 +254,7 @@ def main():
     for sub, seeds in (("gguf", gguf_seeds()), ("safetensors", safetensors_seeds()),
                        ("json_schema", json_schema_seeds()), ("tokenizer", tokenizer_seeds()),
                        ("multipart", multipart_seeds()), ("http_request", http_request_seeds()),
-                       ("ws_frames", ws_frames_seeds())):
+                       ("ws_frames", ws_frames_seeds()), ("tool_calls", tool_calls_seeds())):
         folder = os.path.join(HERE, "corpus", sub)
         os.makedirs(folder, exist_ok=True)
         for name, data in seeds:

@@ -203,6 +203,7 @@ TEST(text_routes, bad_requests_get_openai_errors_and_cost_nothing) {
         {"n", "/v1/completions", R"({"model":"stories","prompt":"x","n":17})", 400, "", "between 1 and 16", "n"},
         {"n zero", "/v1/completions", R"({"model":"stories","prompt":"x","n":0})", 400, "", "between 1 and 16", "n"},
         {"n past the queue", "/v1/completions", R"({"model":"stories","prompt":"x","n":5})", 400, "", "queue holds", "n"},
+        {"hot with n", "/v1/completions", R"({"model":"stories","prompt":"x","n":2,"temperature":3})", 400, "", "temperature", "temperature"},
         {"echo", "/v1/completions", R"({"model":"stories","prompt":"x","echo":true})", 400, "unsupported", "echo", "echo"},
         {"suffix", "/v1/completions", R"({"model":"stories","prompt":"x","suffix":"end"})", 400, "unsupported", "suffix", "suffix"},
         {"best_of", "/v1/completions", R"({"model":"stories","prompt":"x","best_of":3})", 400, "unsupported", "best_of", "best_of"},

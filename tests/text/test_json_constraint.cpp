@@ -80,6 +80,7 @@ TEST(json_constraint, arrays_keep_their_item_counts_and_calls_may_come_several_a
     const row rows[] = {{"[1,2]", true}, {"[1, 2, 3]", true}, {"[]", false}, {"[1]", false}, {"[1,2,3,4]", false}};
     for (const auto& r : rows) EXPECT_EQ(accepts(pair, r.doc), r.ok) << r.doc;
     EXPECT_TRUE(accepts(schema(R"({"type":"array","maxItems":0})"), "[]"));
+    EXPECT_TRUE(accepts(schema(R"({"type":"array","maxItems":18446744073709551615})"), "[1]")) << "any size, spelled out";
     EXPECT_FALSE(accepts(schema(R"({"type":"array","maxItems":0})"), "[1]"));
     EXPECT_EQ(json_recognizer(pair).closing(), "[0,0]");
     struct prefix { const char* text; const char* rest; };
@@ -171,11 +172,18 @@ TEST(json_constraint, unsupported_schemas_are_named) {
         {R"({"allOf":[{"type":"string"},{"type":"string","enum":["a"]}]})", "only one constraining schema"},
         {R"({"allOf":[{"properties":{"a":{"type":"string"}}},{"properties":{"a":{"type":"integer"}}}]})", "two different schemas"},
         {R"({"allOf":[]})", "non-empty array"},
+        {R"({"allOf":[{"properties":{"a":{}}},{"required":["a","b","c","d","e","f","g","h","i","j","k","l","m","n","o","p","q",
+            "r","s","t","u","v","w","x","y","z","A","B","C","D","E","F","G","H","I","J","K","L","M","N","O","P","Q","R",
+            "S","T","U","V","W","X","Y","Z","0","1","2","3","4","5","6","7","8","9","_","-","+"]}]})", "too many"},
         {R"({"$defs":{"L":{"allOf":[{"$ref":"#/$defs/L"}]}},"$ref":"#/$defs/L"})", "recurses"},
         {R"({"type":"array","minItems":17})", "at most 16"},
         {R"({"type":"array","minItems":-1})", "non-negative"},
         {R"({"type":"array","maxItems":"3"})", "non-negative"},
         {R"({"type":"array","minItems":3,"maxItems":2})", "more than maxItems"},
+        // 16 copies of 16 copies of ...: a few hundred bytes whose smallest document would be gigabytes.
+        {R"({"type":"array","minItems":16,"items":{"type":"array","minItems":16,"items":{"type":"array","minItems":16,
+            "items":{"type":"array","minItems":16,"items":{"type":"array","minItems":16,"items":{"type":"integer"}}}}}})",
+         "too long"},
         {R"({"type":"object","properties":{"a\fb":{"type":"string"}}})", "control characters"},  // found by the fuzzer
         {R"({"$ref":"#/$defs/Missing"})", "names nothing"},
         {R"({"$ref":"https://example.com/s.json"})", "inside the schema"},

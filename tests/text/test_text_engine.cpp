@@ -145,6 +145,20 @@ TEST(text_engine, a_prompt_that_extends_or_repeats_an_earlier_one_reuses_the_cac
         ASSERT_TRUE(again->wait());
         EXPECT_EQ(again->ids, want) << c["id"] << ": the same prompt again";
         EXPECT_EQ((*again->done)->cached_tokens, static_cast<int>(prompt.size()) - 1) << c["id"];
+        // The next turn: prompt, answer and more. Every fed token is reused, and the last answer token (sampled,
+        // never fed) is computed now; a fresh engine computing it all answers the same.
+        std::vector<int32_t> next = prompt;
+        next.insert(next.end(), want.begin(), want.end());
+        next.push_back(13);
+        auto turn = submit(next, 8);
+        ASSERT_TRUE(turn->wait());
+        EXPECT_EQ((*turn->done)->cached_tokens, static_cast<int>(prompt.size() + want.size()) - 1) << c["id"];
+        text_engine fresh(f.model, f.vocab, f.pool, {.n_parallel = 1, .n_ctx = 256, .max_queue = 1});
+        outcome cold;
+        ASSERT_TRUE(fresh.submit(greedy_request(next, 8), cold.token_fn(), cold.done_fn()));
+        ASSERT_TRUE(cold.wait());
+        EXPECT_EQ((*cold.done)->cached_tokens, 0);
+        EXPECT_EQ(turn->ids, cold.ids) << c["id"] << ": the next turn";
     }
 }
 

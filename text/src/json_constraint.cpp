@@ -32,6 +32,9 @@ constexpr int k_max_ws_run = 2;  // whitespace bytes in a row: enough for "\n " 
 constexpr size_t k_max_number = 32;    // characters in one number
 constexpr size_t k_max_properties = 64;
 constexpr size_t k_max_min_items = 16;
+// The shortest document of any part of a schema: minItems repeats its item's, so nested arrays would grow
+// it exponentially (and closing() rebuilds from it at every step).
+constexpr size_t k_max_shortest = 4096;
 
 // The shortest text and reach of a schema whose children are settled already.
 std::string required_rest(const json_schema& s, size_t from);
@@ -231,6 +234,8 @@ result<json> all_of(const json& j, parse_ctx& cx, const std::string& at, int dep
                           at + ".allOf: only one constraining schema, or objects to merge, are supported in constrained output");
         if (auto props = p.find("properties"); props != p.end()) {
             if (!props->is_object()) return status(errc::invalid_argument, at + ".allOf: properties must be an object");
+            if (props->size() + out["properties"].size() > k_max_properties)
+                return status(errc::invalid_argument, at + ".allOf: too many properties");
             for (auto it = props->begin(); it != props->end(); ++it) {
                 auto have = out["properties"].find(it.key());
                 if (have == out["properties"].end()) out["properties"][it.key()] = it.value();
@@ -241,6 +246,7 @@ result<json> all_of(const json& j, parse_ctx& cx, const std::string& at, int dep
         }
         if (auto req = p.find("required"); req != p.end()) {
             if (!req->is_array()) return status(errc::invalid_argument, at + ".allOf: required must be an array");
+            if (req->size() > k_max_properties) return status(errc::invalid_argument, at + ".allOf: required lists too many");
             for (const auto& r : *req)
                 if (std::find(out["required"].begin(), out["required"].end(), r) == out["required"].end()) out["required"].push_back(r);
         }
@@ -349,15 +355,17 @@ result<json_schema_ptr> parse_node(const json& j, parse_ctx& cx, const std::stri
         }
         for (const char* k : {"minItems", "maxItems"}) {
             if (!j.contains(k)) continue;
-            if (!j[k].is_number_integer() || j[k].get<int64_t>() < 0)
+            if (!j[k].is_number_unsigned())
                 return status(errc::invalid_argument, at + "." + k + ": expected a non-negative integer");
-            (std::string_view(k) == "minItems" ? s->min_items : s->max_items) = j[k].get<size_t>();
+            (std::string_view(k) == "minItems" ? s->min_items : s->max_items) = j[k].get<uint64_t>();
         }
         // Every item up to minItems is in the shortest completion, so it stays small.
         if (s->min_items > k_max_min_items)
             return status(errc::invalid_argument, at + ".minItems: at most " + std::to_string(k_max_min_items) + " is supported");
         if (s->min_items > s->max_items)
             return status(errc::invalid_argument, at + ": minItems is more than maxItems");
+        if (s->min_items * (s->items->shortest.size() + 1) + 2 > k_max_shortest)
+            return status(errc::invalid_argument, at + ": the smallest array minItems allows is too long (nested minItems)");
     } else if (type == "string") {
         s->k = kind::string;
     } else if (type == "number") {

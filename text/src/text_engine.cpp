@@ -152,7 +152,9 @@ void text_engine::loop() {
             const auto& h = held[static_cast<size_t>(i)];
             const size_t n = std::min(h.size(), s.tokens.size());
             const size_t same = static_cast<size_t>(std::mismatch(h.begin(), h.begin() + n, s.tokens.begin()).first - h.begin());
-            if (best < 0 || same > best_len) best = i, best_len = same;
+            // Ties go to the slot holding least, so an idle slot is taken before a long history is overwritten.
+            if (best < 0 || same > best_len || (same == best_len && h.size() < held[static_cast<size_t>(best)].size()))
+                best = i, best_len = same;
         }
         // At least the prompt's last token is fed, for the logits of the first new one.
         const size_t reuse = std::min(best_len, s.tokens.size() - 1);

@@ -162,5 +162,6 @@ status text_stage::submit_all(std::vector<generate_job> jobs) { return impl_->en
 
 int text_stage::queued() const { return impl_->engine->queued(); }
 int text_stage::running() const { return impl_->engine->running(); }
+int text_stage::max_queue() const { return impl_->engine->params().max_queue; }
 
 }  // namespace mm::text

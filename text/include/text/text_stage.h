@@ -62,6 +62,7 @@ public:
     status submit(generate_request req, on_token_fn on_token, on_done_fn on_done);
     status submit_all(std::vector<generate_job> jobs);  // text_engine::submit_all: all or none
     int queued() const;
+    int max_queue() const;  // requests that may wait at once; a larger group can never be queued
     int running() const;
 
 private:
