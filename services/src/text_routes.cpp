@@ -386,7 +386,8 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
          std::shared_ptr<responder> out) {
     auto p = parse(kind, req->body(), stages, registry);
     if (!p) return out->reply(error_reply(p.error(), retry_headers(p.error())));
-    p->gen.cancel = out->cancel();
+    // The choices stop together: when the client goes (the responder's token), or when one of them fails.
+    p->gen.cancel = out->cancel().child();
 
     // What one choice has made so far. A streamed answer that may be calls waits in `held` until its start
     // tells (text::classify_answer_start: '{', '[' or <tool_call>); then a text answer streams as it comes
@@ -413,6 +414,7 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
         size_t left = 0;  // choices still generating
         int prompt_tokens = 0, cached_tokens = 0, completion_tokens = 0;
         bool failed = false;  // a choice failed or was cancelled: the answer is that error, sent once
+        cancel_token choices_stop;  // every choice's token (a child of the responder's)
         std::mutex mu;           // orders the head before the engine's first write
         bool head_sent = false;  // guarded by mu
     };
@@ -430,6 +432,7 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
     st->tool_names = p->tool_names;
     st->parallel_calls = p->parallel_calls;
     st->choices.resize(static_cast<size_t>(p->n));
+    st->choices_stop = p->gen.cancel;
     st->left = st->choices.size();
     const char* object = kind == api::chat ? (st->stream ? "chat.completion.chunk" : "chat.completion")
                                            : "text_completion";
@@ -496,6 +499,7 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
         if (st->stream) head();
         if (!r || r->reason == text::finish_reason::cancelled) {
             st->failed = true;
+            st->choices_stop.cancel();  // the other choices' work is no longer wanted
             const status why = r ? status(errc::cancelled, "the request was cancelled") : r.error();
             if (!st->stream) return st->out->reply(error_reply(why));
             // The head is out: the error travels as an event, and the meter voids (cancel or failure).

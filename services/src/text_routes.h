@@ -1,6 +1,6 @@
 // text_routes: POST /v1/chat/completions and POST /v1/completions, OpenAI's request, response and stream
 // chunk shapes, each request billed once through the meter. A client that leaves stops its generation
-// within one decode step (the responder's cancel token is the request's).
+// within one decode step (each choice's cancel token is a child of the responder's).
 // Thread safety: the routes are called from any thread; the stages must outlive the server.
 #pragma once
 
