@@ -93,7 +93,7 @@ status text_engine::submit(generate_request req, on_token_fn on_token, on_done_f
 status text_engine::submit_all(std::vector<generate_job> jobs) {
     if (jobs.empty()) return status(errc::invalid_argument, "no requests to queue");
     if (static_cast<int>(jobs.size()) > p_.max_queue)
-        return status(errc::invalid_argument, std::to_string(jobs.size()) + " choices are more than this model's queue holds (" +
+        return status(errc::invalid_argument, std::to_string(jobs.size()) + " requests at once are more than the queue holds (" +
                                                   std::to_string(p_.max_queue) + ")");
     std::vector<std::unique_ptr<sequence>> made;
     for (auto& j : jobs) {
