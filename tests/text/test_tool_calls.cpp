@@ -63,7 +63,9 @@ TEST(tool_calls, anything_else_is_text) {
 TEST(tool_calls, a_streamed_answer_is_told_by_its_start) {
     EXPECT_EQ(classify_answer_start("", true), answer_start::undecided);
     EXPECT_EQ(classify_answer_start("{", true), answer_start::calls);
-    EXPECT_EQ(classify_answer_start("[", true), answer_start::calls);
+    EXPECT_EQ(classify_answer_start("[", true), answer_start::undecided);
+    EXPECT_EQ(classify_answer_start("[ \n{", true), answer_start::calls);
+    EXPECT_EQ(classify_answer_start("[link](x)", true), answer_start::text) << "markdown streams as it comes";
     EXPECT_EQ(classify_answer_start("[", false), answer_start::text);
     EXPECT_EQ(classify_answer_start("<tool", true), answer_start::undecided);
     EXPECT_EQ(classify_answer_start("<tool_call>", true), answer_start::calls);

@@ -75,7 +75,13 @@ std::optional<std::vector<tool_call>> parse_tool_calls(std::string_view answer, 
 
 answer_start classify_answer_start(std::string_view visible, bool parallel) {
     if (visible.empty()) return answer_start::undecided;
-    if (visible.front() == '{' || (parallel && visible.front() == '[')) return answer_start::calls;
+    if (visible.front() == '{') return answer_start::calls;
+    if (visible.front() == '[') {  // an array of calls opens with '[' then '{'; "[1]" or "[link](...)" is text
+        if (!parallel) return answer_start::text;
+        const size_t next = visible.find_first_not_of(" \n\t\r", 1);
+        if (next == std::string_view::npos) return answer_start::undecided;
+        return visible[next] == '{' ? answer_start::calls : answer_start::text;
+    }
     if (visible.starts_with(k_open)) return answer_start::calls;
     if (k_open.starts_with(visible)) return answer_start::undecided;  // "<tool" so far
     return answer_start::text;

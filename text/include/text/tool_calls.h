@@ -23,7 +23,7 @@ std::optional<std::vector<tool_call>> parse_tool_calls(std::string_view answer, 
                                                        bool parallel);
 
 // For streaming: whether an answer that begins with `visible` (its text from the first non-blank byte)
-// may be calls, must be text, or cannot be told yet.
+// may be calls ('{', "<tool_call>", or '[' then '{' when parallel), must be text, or cannot be told yet.
 enum class answer_start { undecided, calls, text };
 answer_start classify_answer_start(std::string_view visible, bool parallel);
 
