@@ -44,8 +44,7 @@ public:
 
     void reply(result<route_reply> r) override {
         if (answered_.exchange(true)) return;  // a second answer is a bug in the route; the first one stands
-        post([res = to_response(std::move(r))](http_session& s) mutable { s.answer(std::move(res)); });
-        let_go();
+        post_last([res = to_response(std::move(r))](http_session& s) mutable { s.answer(std::move(res)); });
     }
     void stream_begin(route_reply head) override {
         if (answered_.load() || began_.exchange(true)) return;
@@ -57,11 +56,10 @@ public:
     }
     void stream_end(std::string last_chunk) override {
         if (answered_.exchange(true)) return;
-        post([last = std::move(last_chunk)](http_session& s) mutable {
+        post_last([last = std::move(last_chunk)](http_session& s) mutable {
             if (!last.empty()) s.queue_chunk(std::move(last), false);
             s.queue_chunk({}, true);
         });
-        let_go();
     }
     void stream_fail(status) override { stream_end({}); }  // on the wire a failed stream ends like any other
     const cancel_token& cancel() const override { return cancel_; }
@@ -72,10 +70,14 @@ private:
     void post(F f) {
         net::dispatch(session_->exec_, [s = session_, f = std::move(f)]() mutable { f(*s); });
     }
-    // Answered: the posted work now holds the session; the route may keep this object as long as it likes.
-    void let_go() {
-        session_.reset();
-        work_.reset();
+    // The answer: the session and the work guard travel with it and are let go on the io thread. Released
+    // here after posting, they could be touched after the client already has its answer and the server is
+    // gone (AddressSanitizer caught that race on the ledger's thread). The route may keep this object as
+    // long as it likes; it holds nothing of the server any more.
+    template <class F>
+    void post_last(F f) {
+        http_session& target = *session_;  // kept alive by the handler, which owns the session now
+        net::dispatch(target.exec_, [s = std::move(session_), work = std::move(work_), f = std::move(f)]() mutable { f(*s); });
     }
     http_response to_response(result<route_reply> r) const {
         if (!r) return make_error_response(r.error(), version_, keep_alive_);
