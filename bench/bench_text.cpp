@@ -251,12 +251,11 @@ int main(int argc, char** argv) {
             const std::string label = "1.1B random " + std::string(dtype_name(t));
             const auto fast = text::llama_for_matvec(*m);  // as the text stage serves it
             row(label.c_str(), pool, *fast, n_prefill, n_decode, llama_cpp(path, n_prefill, n_decode, pool.size()));
+            if (t == dtype::q4_0)
+                if (auto tok = text::tokenizer::from_gguf(*vocab))
+                    next_turn(pool, fast, std::make_shared<const text::tokenizer>(std::move(*tok)), 480, 24);
         }
         if (t == dtype::q4_0) {
-            auto f = gguf_open(path);
-            auto m = f ? text::llama_load_gguf(*f) : result<std::shared_ptr<const text::llama_model>>(f.error());
-            auto tok = text::tokenizer::from_gguf(*vocab);
-            if (m && tok) next_turn(pool, text::llama_for_matvec(*m), std::make_shared<const text::tokenizer>(std::move(*tok)), 480, 24);
             std::printf("  through HTTP (streamed completions of 32 tokens, meter on): ");
             for (int streams : {1, 4, 16}) std::printf("%d streams %.1f tok/s   ", streams, http_aggregate(path, streams, 32));
             std::printf("\n");

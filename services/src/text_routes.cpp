@@ -136,6 +136,10 @@ status read_tools(const json& body, parsed& p, std::vector<text::chat_message>& 
     return ok_status();
 }
 
+// OpenAI's id spellings, over the request id's random part.
+std::string completion_id(api kind) { return (kind == api::chat ? "chatcmpl-" : "cmpl-") + request_id_generate().substr(4); }
+std::string call_id() { return "call_" + request_id_generate().substr(4); }
+
 // The OpenAI tool_calls an answer makes (text::parse_tool_calls), each with an id of its own; null when the
 // answer is text.
 json tool_calls_of(const std::string& text, const std::vector<std::string>& names, bool parallel) {
@@ -143,7 +147,7 @@ json tool_calls_of(const std::string& text, const std::vector<std::string>& name
     if (!calls) return nullptr;
     json out = json::array();
     for (const auto& c : *calls)
-        out.push_back({{"id", "call_" + request_id_generate().substr(4)},
+        out.push_back({{"id", call_id()},
                        {"type", "function"},
                        {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
     return out;
@@ -313,7 +317,6 @@ result<parsed> parse(api kind, const std::string& body_text, const text_models& 
     return p;
 }
 
-std::string completion_id(api kind) { return (kind == api::chat ? "chatcmpl-" : "cmpl-") + request_id_generate().substr(4); }
 
 json token_bytes(const std::string& piece) {
     json b = json::array();
@@ -598,18 +601,18 @@ std::string fresh_identity(api kind, std::string body) {
         if (!j.is_object()) return;
         if (j.contains("id")) j["id"] = id;
         if (j.contains("created")) j["created"] = created;
-        // Tool calls get ids of their own too: a client ties each tool result to its call by id.
-        if (!j.contains("choices") || !j["choices"].is_array()) return;
+        // Tool calls get ids of their own too: a client ties each tool result to its call by id. The answer
+        // is our own, so its shape is known: choices[].message or .delta, tool_calls[].id.
+        if (!j.contains("choices")) return;
         for (auto& c : j["choices"])
-            for (const char* part : {"message", "delta"})
-                if (c.is_object() && c.contains(part) && c[part].is_object() && c[part].contains("tool_calls") &&
-                    c[part]["tool_calls"].is_array())
-                    for (auto& call : c[part]["tool_calls"])
-                        if (call.is_object() && call.contains("id") && call["id"].is_string()) {
-                            auto [it, fresh] = call_ids.try_emplace(call["id"].get<std::string>());
-                            if (fresh) it->second = "call_" + request_id_generate().substr(4);
-                            call["id"] = it->second;
-                        }
+            for (const char* part : {"message", "delta"}) {
+                if (!c.contains(part) || !c[part].contains("tool_calls")) continue;
+                for (auto& call : c[part]["tool_calls"]) {
+                    auto [it, fresh] = call_ids.try_emplace(call["id"].get<std::string>());
+                    if (fresh) it->second = call_id();
+                    call["id"] = it->second;
+                }
+            }
     };
     constexpr std::string_view data = "data: ";
     if (body.rfind(data, 0) != 0) {  // one JSON document
