@@ -51,7 +51,6 @@ result<std::vector<text::chat_message>> chat_messages_read(const json& body) {
         MM_TRY(read_content(m, at, /*optional=*/msg.role == "assistant", msg.content));
         if (has_calls) {
             if (!calls->is_array()) return bad(at + ".tool_calls", "expected an array");
-            json made = json::array();  // as the model is told to answer: one call, or an array of several
             for (size_t j = 0; j < calls->size(); ++j) {
                 const auto& c = (*calls)[j];
                 const std::string cat = at + ".tool_calls[" + std::to_string(j) + "]";
@@ -61,20 +60,17 @@ result<std::vector<text::chat_message>> chat_messages_read(const json& body) {
                 if (!fn.contains("name") || !fn["name"].is_string()) return bad(cat + ".function.name", "expected a string");
                 if (fn.contains("arguments") && !fn["arguments"].is_string())
                     return bad(cat + ".function.arguments", "expected a string of JSON");
-                const auto args = json::parse(fn.value("arguments", "{}"), nullptr, false);
-                if (c.contains("id") && c["id"].is_string()) call_names[c["id"].get<std::string>()] = fn["name"];
-                made.push_back(json{{"name", fn["name"]}, {"arguments", args.is_discarded() ? json::object() : args}});
-            }
-            if (!made.empty()) {
-                if (!msg.content.empty()) msg.content += "\n";
-                msg.content += (made.size() == 1 ? made[0] : made).dump();
+                const std::string id = c.contains("id") && c["id"].is_string() ? c["id"].get<std::string>() : "";
+                if (!id.empty()) call_names[id] = fn["name"];
+                msg.tool_calls.push_back({id, fn["name"], fn.value("arguments", "{}")});
             }
         }
         if (msg.role == "tool") {
-            std::string name = m.contains("name") && m["name"].is_string() ? m["name"].get<std::string>() : "";
-            if (auto id = m.find("tool_call_id"); id != m.end() && id->is_string())
-                if (auto found = call_names.find(id->get<std::string>()); found != call_names.end()) name = found->second;
-            if (!name.empty()) msg.content = json{{"name", name}, {"content", msg.content}}.dump();
+            if (m.contains("name") && m["name"].is_string()) msg.name = m["name"];
+            if (auto id = m.find("tool_call_id"); id != m.end() && id->is_string()) {
+                msg.tool_call_id = *id;
+                if (auto found = call_names.find(msg.tool_call_id); found != call_names.end()) msg.name = found->second;
+            }
         }
         out.push_back(std::move(msg));
     }

@@ -1,7 +1,7 @@
-// chat_messages: a chat request's "messages" as the text stage renders them. Tool turns go back to the
-// model in the shape it writes and reads them: an assistant's calls as {"name", "arguments"} objects, one
-// per line after any text it said; a tool's result as {"name", "content"}, the name found from its
-// tool_call_id among the calls before it (or its own "name").
+// chat_messages: a chat request's "messages" as the text stage renders them (text::chat_render puts tool
+// turns in the model family's own syntax): an assistant's calls with their ids, names and arguments; a
+// tool's result with the call it answers and that call's function name, found from its tool_call_id among
+// the calls before it (or its own "name").
 #pragma once
 
 #include <vector>

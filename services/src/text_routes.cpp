@@ -67,16 +67,15 @@ status read(const json& body, const char* key, T& out) {
     return ok_status();
 }
 
-// tools, tool_choice and parallel_tool_calls (chat): the tools are described to the model in a system
-// message; a call is {"name", "arguments"} with that tool's parameters, several at once an array of them. A
-// required choice constrains the answer to calls, a named one to one call of that tool.
-status read_tools(const json& body, parsed& p, std::vector<text::chat_message>& messages) {
+// tools, tool_choice and parallel_tool_calls (chat): the tools go to the chat template (described to the
+// model in its family's syntax); a call is {"name", "arguments"} with that tool's parameters, several at once
+// an array of them. A required choice constrains the answer to calls, a named one to one call of that tool.
+status read_tools(const json& body, parsed& p, text::chat_tools& described) {
     auto tools = body.find("tools");
     if (tools == body.end() || tools->is_null()) return ok_status();
     if (!tools->is_array()) return bad("tools", "expected an array of {\"type\": \"function\", \"function\": {...}}");
     if (tools->empty()) return ok_status();
     std::vector<std::pair<std::string, text::json_schema_ptr>> schemas;
-    json described = json::array();
     for (size_t i = 0; i < tools->size(); ++i) {
         const auto& t = (*tools)[i];
         const std::string at = "tools[" + std::to_string(i) + "]";
@@ -94,8 +93,9 @@ status read_tools(const json& body, parsed& p, std::vector<text::chat_message>& 
         }
         schemas.emplace_back(name, params);
         p.tool_names.push_back(name);
-        described.push_back({{"name", name}, {"description", fn.value("description", "")},
-                             {"parameters", fn.contains("parameters") ? fn["parameters"] : json::object()}});
+        const auto desc = fn.find("description");
+        described.list.push_back({name, desc != fn.end() && desc->is_string() ? desc->get<std::string>() : "",
+                                  fn.contains("parameters") && !fn["parameters"].is_null() ? fn["parameters"].dump() : "{}"});
     }
     p.tools = tool_mode::automatic;
     if (auto par = body.find("parallel_tool_calls"); par != body.end() && !par->is_null()) {
@@ -120,16 +120,17 @@ status read_tools(const json& body, parsed& p, std::vector<text::chat_message>& 
             return bad("tool_choice", "expected \"none\", \"auto\", \"required\" or {\"type\": \"function\", \"function\": {\"name\"}}");
         }
     }
-    if (p.tools == tool_mode::none) return ok_status();
+    if (p.tools == tool_mode::none) {
+        described.list.clear();
+        return ok_status();
+    }
     if (p.gen.constraint && p.tools == tool_mode::forced)
         return bad("tool_choice", "a forced tool call cannot be combined with response_format");
-    const std::string how =
-        "You can call these functions. To call one, answer with only a JSON object {\"name\": <function name>, "
-        "\"arguments\": <an object matching its parameters>}." +
-        std::string(p.parallel_calls ? " To call several at once, answer with a JSON array of such objects." : "") +
-        "\nFunctions: " + described.dump();
-    if (!messages.empty() && messages.front().role == "system") messages.front().content += "\n\n" + how;
-    else messages.insert(messages.begin(), text::chat_message{"system", how});
+    if (p.tools == tool_mode::forced)  // the model is shown only the tools it may call
+        std::erase_if(described.list, [&](const text::chat_tool& t) {
+            return std::find(p.tool_names.begin(), p.tool_names.end(), t.name) == p.tool_names.end();
+        });
+    described.parallel = p.parallel_calls;
     if (p.tools == tool_mode::forced)
         p.gen.constraint = p.parallel_calls ? text::json_schema_tool_calls(std::move(schemas))
                                             : text::json_schema_tool_call(std::move(schemas));
@@ -285,8 +286,9 @@ result<parsed> parse(api kind, const std::string& body_text, const text_models& 
         if (top > 0 && !p.logprobs) return bad("top_logprobs", "requires logprobs: true");
         if (p.logprobs) g.top_logprobs = static_cast<int>(top);
         MM_ASSIGN(auto messages, chat_messages_read(body));
-        MM_TRY(read_tools(body, p, messages));
-        MM_ASSIGN(g.prompt, p.stage->chat_prompt(messages));
+        text::chat_tools tools;
+        MM_TRY(read_tools(body, p, tools));
+        MM_ASSIGN(g.prompt, p.stage->chat_prompt(messages, &tools));
     } else {
         int64_t lp = -1;
         if (body.contains("logprobs") && !body["logprobs"].is_null()) {
@@ -393,7 +395,7 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
     p->gen.cancel = out->cancel().child();
 
     // What one choice has made so far. A streamed answer that may be calls waits in `held` until its start
-    // tells (text::classify_answer_start: '{', '[' or <tool_call>); then a text answer streams as it comes
+    // tells (text::classify_answer_start: '{', '[{', <tool_call> or [TOOL_CALLS]); then a text answer streams as it comes
     // and calls go out whole.
     struct choice_state {
         enum class shape { undecided, text, call } answer = shape::undecided;
@@ -486,7 +488,7 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
         std::string visible;
         for (const auto& h : c.held) visible += h.text;
         visible.erase(0, std::min(visible.size(), visible.find_first_not_of(" \n\t\r")));
-        switch (text::classify_answer_start(visible, st->parallel_calls)) {
+        switch (text::classify_answer_start(visible)) {
             case text::answer_start::undecided: return;
             case text::answer_start::calls: c.answer = shape::call; break;
             case text::answer_start::text:

@@ -23,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         const size_t first = answer.find_first_not_of(" \n\t\r");
         const std::string_view visible = answer.substr(first == std::string_view::npos ? answer.size() : first);
         for (size_t n = 0; n <= visible.size(); ++n)
-            if (mm::text::classify_answer_start(visible.substr(0, n), parallel) == mm::text::answer_start::text) __builtin_trap();
+            if (mm::text::classify_answer_start(visible.substr(0, n)) == mm::text::answer_start::text) __builtin_trap();
     }
     return 0;
 }

@@ -177,6 +177,7 @@ def tool_calls_seeds():
     yield "array.bin", b'[{"name":"a","parameters":{}},{"name":"get_weather","arguments":"{\\"x\\":1}"}]'
     yield "hermes_blocks.bin", (b'<tool_call>\n{"name": "a", "arguments": {}}\n</tool_call>\n'
                                 b'<tool_call>{"name":"get_weather","arguments":{"b":[1,2]}}')
+    yield "mistral.bin", b'[TOOL_CALLS] [{"name": "a", "arguments": {"q": "x"}, "id": "a1b2c3d4e"}]'
     yield "text.bin", b"The weather is <b>fine</b>."
 
 

@@ -25,14 +25,22 @@ TEST(chat_messages, tool_turns_keep_every_call_and_name_each_result) {
     ASSERT_TRUE(m) << m.error().to_string();
     ASSERT_EQ(m->size(), 6u);
     EXPECT_EQ((*m)[1].role, "assistant");
-    EXPECT_EQ((*m)[1].content,
-              "Checking both.\n"
-              R"([{"name":"get_weather","arguments":{"city":"Paris"}},{"name":"get_time","arguments":{"zone":"UTC"}}])")
-        << "several calls are one array, as the model is told to write them";
-    EXPECT_EQ((*m)[2].content, R"({"name":"get_time","content":"12:00"})");
-    EXPECT_EQ((*m)[3].content, R"({"name":"get_weather","content":"sunny"})");
-    EXPECT_EQ((*m)[4].content, R"({"name":"legacy","content":"named by itself"})");
-    EXPECT_EQ((*m)[5].content, R"({"name":"get_time","arguments":{}})") << "unparseable arguments go back empty";
+    EXPECT_EQ((*m)[1].content, "Checking both.");
+    ASSERT_EQ((*m)[1].tool_calls.size(), 2u);
+    EXPECT_EQ((*m)[1].tool_calls[0].id, "call_a");
+    EXPECT_EQ((*m)[1].tool_calls[0].name, "get_weather");
+    EXPECT_EQ((*m)[1].tool_calls[0].arguments, R"({"city":"Paris"})");
+    EXPECT_EQ((*m)[1].tool_calls[1].name, "get_time");
+    EXPECT_EQ((*m)[2].content, "12:00");
+    EXPECT_EQ((*m)[2].tool_call_id, "call_b");
+    EXPECT_EQ((*m)[2].name, "get_time") << "a result is named by the call it answers";
+    EXPECT_EQ((*m)[3].content, "sunny");
+    EXPECT_EQ((*m)[3].name, "get_weather");
+    EXPECT_EQ((*m)[4].name, "legacy");
+    EXPECT_TRUE((*m)[4].tool_call_id.empty());
+    EXPECT_TRUE((*m)[5].content.empty());
+    ASSERT_EQ((*m)[5].tool_calls.size(), 1u);
+    EXPECT_EQ((*m)[5].tool_calls[0].arguments, "not json") << "the template decides what unparseable arguments become";
 }
 
 TEST(chat_messages, bad_messages_name_their_field) {

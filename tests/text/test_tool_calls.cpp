@@ -26,6 +26,9 @@ TEST(tool_calls, each_form_reads_as_the_same_calls) {
         {"<tool_call>{\"name\":\"get_weather\",\"arguments\":{\"b\":1,\"a\":2}}</tool_call>\n<tool_call>\n"
          "{\"name\":\"get_time\",\"arguments\":{}}",
          {"get_weather", "get_time"}, {R"({"b":1,"a":2})", "{}"}},
+        // Mistral: its marker, then an array of calls with ids.
+        {"[TOOL_CALLS] [{\"name\": \"get_time\", \"arguments\": {\"zone\": \"UTC\"}, \"id\": \"a1b2c3d4e\"}]", {"get_time"},
+         {R"({"zone":"UTC"})"}},
     };
     for (const auto& r : rows) {
         const auto calls = parse_tool_calls(r.answer, k_tools, /*parallel=*/true);
@@ -52,8 +55,9 @@ TEST(tool_calls, anything_else_is_text) {
         "",
     };
     for (const char* t : texts) EXPECT_FALSE(parse_tool_calls(t, k_tools, true)) << t;
-    // Without parallel calls, several are not calls.
-    EXPECT_FALSE(parse_tool_calls(R"([{"name":"get_time","arguments":{}}])", k_tools, false));
+    // Without parallel calls, several are not calls; an array of one is one.
+    EXPECT_FALSE(parse_tool_calls(R"([{"name":"get_time","arguments":{}},{"name":"get_time","arguments":{}}])", k_tools, false));
+    EXPECT_TRUE(parse_tool_calls(R"([{"name":"get_time","arguments":{}}])", k_tools, false));
     EXPECT_FALSE(parse_tool_calls("<tool_call>{\"name\":\"get_time\",\"arguments\":{}}</tool_call><tool_call>"
                                   "{\"name\":\"get_time\",\"arguments\":{}}</tool_call>",
                                   k_tools, false));
@@ -61,17 +65,19 @@ TEST(tool_calls, anything_else_is_text) {
 }
 
 TEST(tool_calls, a_streamed_answer_is_told_by_its_start) {
-    EXPECT_EQ(classify_answer_start("", true), answer_start::undecided);
-    EXPECT_EQ(classify_answer_start("{", true), answer_start::calls);
-    EXPECT_EQ(classify_answer_start("[", true), answer_start::undecided);
-    EXPECT_EQ(classify_answer_start("[ \n{", true), answer_start::calls);
-    EXPECT_EQ(classify_answer_start("[link](x)", true), answer_start::text) << "markdown streams as it comes";
-    EXPECT_EQ(classify_answer_start("[", false), answer_start::text);
-    EXPECT_EQ(classify_answer_start("<tool", true), answer_start::undecided);
-    EXPECT_EQ(classify_answer_start("<tool_call>", true), answer_start::calls);
-    EXPECT_EQ(classify_answer_start("<tool_call>\n{\"na", true), answer_start::calls);
-    EXPECT_EQ(classify_answer_start("<b>bold</b>", true), answer_start::text);
-    EXPECT_EQ(classify_answer_start("Hello", true), answer_start::text);
+    EXPECT_EQ(classify_answer_start(""), answer_start::undecided);
+    EXPECT_EQ(classify_answer_start("{"), answer_start::calls);
+    EXPECT_EQ(classify_answer_start("["), answer_start::undecided);
+    EXPECT_EQ(classify_answer_start("[ \n{"), answer_start::calls);
+    EXPECT_EQ(classify_answer_start("[link](x)"), answer_start::text) << "markdown streams as it comes";
+    EXPECT_EQ(classify_answer_start("[TOOL"), answer_start::undecided);
+    EXPECT_EQ(classify_answer_start("[TOOL_CALLS]"), answer_start::calls);
+    EXPECT_EQ(classify_answer_start("[TOOLS are"), answer_start::text);
+    EXPECT_EQ(classify_answer_start("<tool"), answer_start::undecided);
+    EXPECT_EQ(classify_answer_start("<tool_call>"), answer_start::calls);
+    EXPECT_EQ(classify_answer_start("<tool_call>\n{\"na"), answer_start::calls);
+    EXPECT_EQ(classify_answer_start("<b>bold</b>"), answer_start::text);
+    EXPECT_EQ(classify_answer_start("Hello"), answer_start::text);
 }
 
 }  // namespace

@@ -1,12 +1,83 @@
 #include "text/chat_template.h"
 
+#include <algorithm>
+#include <cctype>
+
+#include <nlohmann/json.hpp>
+
 namespace mm::text {
 namespace {
 
 constexpr const char* k_names[] = {"chatml", "llama2", "llama3", "mistral", "gemma", "phi3"};
 
+using json = nlohmann::ordered_json;  // keeps the client's key order
+
 bool known_role(const std::string& r) {
     return r == "system" || r == "developer" || r == "user" || r == "assistant" || r == "tool";
+}
+
+bool is_system(const chat_message& m) { return m.role == "system" || m.role == "developer"; }
+
+// JSON as Python's json.dumps spells it (", " and ": "): the families' templates write tools and calls
+// with Jinja's tojson, so this is the spelling their training prompts carry.
+std::string spaced(const json& j) {
+    std::string out;
+    if (j.is_object()) {
+        out += '{';
+        for (auto it = j.begin(); it != j.end(); ++it)
+            out += (it == j.begin() ? "" : ", ") + json(it.key()).dump() + ": " + spaced(it.value());
+        return out + '}';
+    }
+    if (j.is_array()) {
+        out += '[';
+        for (size_t i = 0; i < j.size(); ++i) out += (i ? ", " : "") + spaced(j[i]);
+        return out + ']';
+    }
+    return j.dump();
+}
+
+// A serialized object as a value; anything else (or unparseable) is an empty object.
+json object_of(const std::string& text) {
+    json j = json::parse(text, nullptr, false);
+    return j.is_object() ? j : json::object();
+}
+
+json tool_object(const chat_tool& t) {
+    json fn = {{"name", t.name}};
+    if (!t.description.empty()) fn["description"] = t.description;
+    fn["parameters"] = object_of(t.parameters);
+    return {{"type", "function"}, {"function", std::move(fn)}};
+}
+
+bool has_tools(const chat_tools* tools) { return tools && !tools->list.empty(); }
+
+// Families with no tool syntax of their own: the tools are described in the system text, calls go back
+// as the JSON the model is told to write, results as {"name", "content"}.
+std::vector<chat_message> plain_tools(const std::vector<chat_message>& in, const chat_tools* tools) {
+    std::vector<chat_message> out;
+    for (const auto& m : in) {
+        chat_message p{m.role, m.content};
+        if (!m.tool_calls.empty()) {
+            json calls = json::array();
+            for (const auto& c : m.tool_calls) calls.push_back({{"name", c.name}, {"arguments", object_of(c.arguments)}});
+            if (!p.content.empty()) p.content += '\n';
+            p.content += (calls.size() == 1 ? calls[0] : calls).dump();
+        }
+        if (m.role == "tool" && !m.name.empty()) p.content = json{{"name", m.name}, {"content", m.content}}.dump();
+        out.push_back(std::move(p));
+    }
+    if (!has_tools(tools)) return out;
+    json described = json::array();
+    for (const auto& t : tools->list)
+        described.push_back({{"name", t.name}, {"description", t.description}, {"parameters", object_of(t.parameters)}});
+    const std::string how =
+        "You can call these functions. To call one, answer with only a JSON object {\"name\": <function name>, "
+        "\"arguments\": <an object matching its parameters>}." +
+        std::string(tools->parallel ? " To call several at once, answer with a JSON array of such objects." : "") +
+        "\nFunctions: " + described.dump();
+    if (!out.empty() && out.front().role == "system") out.front().content += "\n\n" + how;
+    else out.insert(out.begin(), chat_message{"system", how});
+    return out;
 }
 
 // Families without a system role fold the system text into the first user turn.
@@ -14,7 +85,7 @@ std::vector<chat_message> fold_system(const std::vector<chat_message>& in) {
     std::vector<chat_message> out;
     std::string system;
     for (const auto& m : in) {
-        if (m.role == "system" || m.role == "developer") {
+        if (is_system(m)) {
             system += (system.empty() ? "" : "\n\n") + m.content;
             continue;
         }
@@ -25,6 +96,115 @@ std::vector<chat_message> fold_system(const std::vector<chat_message>& in) {
         }
     }
     if (!system.empty()) out.insert(out.begin(), chat_message{"user", system});
+    return out;
+}
+
+// ChatML as Hermes and Qwen use it: the tools' signatures in the system turn inside <tools>, each call in
+// its own <tool_call> block, a run of tool results one user turn of <tool_response> blocks.
+std::string render_chatml(const std::vector<chat_message>& messages, const chat_tools* tools) {
+    std::string out;
+    size_t i = 0;
+    if (has_tools(tools)) {
+        out += "<|im_start|>system\n";
+        if (is_system(messages[0])) out += messages[i++].content + "\n\n";
+        out += "# Tools\n\nThese functions are available to you; their signatures are inside <tools></tools>:\n<tools>\n";
+        for (const auto& t : tools->list) out += spaced(tool_object(t)) + "\n";
+        out += "</tools>\n\nTo call a function, answer with a JSON object of its name and arguments inside "
+               "<tool_call></tool_call> tags";
+        out += tools->parallel ? ", one block for each call:" : "; call one function at a time:";
+        out += "\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n";
+    }
+    for (; i < messages.size(); ++i) {
+        const auto& m = messages[i];
+        if (m.role == "tool") {
+            if (i == 0 || messages[i - 1].role != "tool") out += "<|im_start|>user";
+            out += "\n<tool_response>\n" + m.content + "\n</tool_response>";
+            if (i + 1 == messages.size() || messages[i + 1].role != "tool") out += "<|im_end|>\n";
+            continue;
+        }
+        if (m.role == "assistant" && !m.tool_calls.empty()) {
+            out += "<|im_start|>assistant";
+            if (!m.content.empty()) out += "\n" + m.content;
+            for (const auto& c : m.tool_calls)
+                out += "\n<tool_call>\n{\"name\": " + json(c.name).dump() + ", \"arguments\": " + spaced(object_of(c.arguments)) +
+                       "}\n</tool_call>";
+            out += "<|im_end|>\n";
+            continue;
+        }
+        out += "<|im_start|>" + (is_system(m) ? std::string("system") : m.role) + "\n" + m.content + "<|im_end|>\n";
+    }
+    return out;
+}
+
+// Llama 3.1: the functions lead the first user turn, a call is {"name", "parameters"}, results come from
+// the ipython role.
+std::string render_llama3(std::vector<chat_message> messages, const chat_tools* tools) {
+    if (has_tools(tools)) {
+        std::string how = std::string("You can call the functions below. To call one, answer with only a JSON object "
+                                      "{\"name\": <function name>, \"parameters\": <an object of its arguments>}") +
+                          (tools->parallel ? "; to call several at once, a JSON array of such objects." : ".") + "\n\n";
+        for (const auto& t : tools->list) how += tool_object(t).dump(4) + "\n\n";
+        auto user = std::find_if(messages.begin(), messages.end(), [](const chat_message& m) { return m.role == "user"; });
+        if (user != messages.end()) user->content = how + user->content;
+        else messages.insert(messages.begin(), chat_message{"system", how});
+    }
+    std::string out;
+    for (const auto& m : messages) {
+        const std::string role = is_system(m) ? "system" : m.role == "tool" ? "ipython" : m.role;
+        std::string body = m.content;
+        if (!m.tool_calls.empty()) {
+            json calls = json::array();
+            for (const auto& c : m.tool_calls) calls.push_back({{"name", c.name}, {"parameters", object_of(c.arguments)}});
+            if (!body.empty()) body += '\n';
+            body += spaced(calls.size() == 1 ? calls[0] : calls);
+        }
+        out += "<|start_header_id|>" + role + "<|end_header_id|>\n\n" + body + "<|eot_id|>";
+    }
+    return out;
+}
+
+// Mistral's calls and results carry ids of nine letters and digits: the client's id, cut or padded to that.
+std::string mistral_id(std::string_view id) {
+    std::string a;
+    for (char c : id)
+        if (std::isalnum(static_cast<unsigned char>(c))) a += c;
+    if (a.size() > 9) a = a.substr(a.size() - 9);
+    return std::string(9 - a.size(), '0') + a;
+}
+
+// Mistral: the tools in [AVAILABLE_TOOLS] before the last user turn, calls after [TOOL_CALLS], each result
+// in [TOOL_RESULTS] with its call's id.
+std::string render_mistral(const std::vector<chat_message>& in, const chat_tools* tools) {
+    const std::vector<chat_message> messages = fold_system(in);
+    size_t last_user = messages.size();
+    for (size_t i = 0; i < messages.size(); ++i)
+        if (messages[i].role == "user") last_user = i;
+    std::string out;
+    for (size_t i = 0; i < messages.size(); ++i) {
+        const auto& m = messages[i];
+        if (i == last_user && has_tools(tools)) {
+            json list = json::array();
+            for (const auto& t : tools->list) list.push_back(tool_object(t));
+            out += "[AVAILABLE_TOOLS] " + spaced(list) + "[/AVAILABLE_TOOLS]";
+        }
+        if (m.role == "assistant") {
+            out += m.content;
+            if (!m.tool_calls.empty()) {
+                json calls = json::array();
+                for (const auto& c : m.tool_calls)
+                    calls.push_back({{"name", c.name}, {"arguments", object_of(c.arguments)}, {"id", mistral_id(c.id)}});
+                out += "[TOOL_CALLS] " + spaced(calls);
+            }
+            out += "</s>";
+        } else if (m.role == "tool") {
+            json content = json::parse(m.content, nullptr, false);
+            if (!content.is_object() && !content.is_array()) content = m.content;
+            out += "[TOOL_RESULTS] " + spaced(json{{"content", content}, {"call_id", mistral_id(m.tool_call_id)}}) +
+                   "[/TOOL_RESULTS]";
+        } else {
+            out += "[INST] " + m.content + " [/INST]";
+        }
+    }
     return out;
 }
 
@@ -62,7 +242,8 @@ std::string_view chat_turn_end(chat_format f) {
     return {};
 }
 
-result<std::string> chat_render(chat_format f, const std::vector<chat_message>& messages, bool add_generation_prompt) {
+result<std::string> chat_render(chat_format f, const std::vector<chat_message>& messages, bool add_generation_prompt,
+                                const chat_tools* tools) {
     if (messages.empty()) return status(errc::invalid_argument, "messages must not be empty");
     for (size_t i = 0; i < messages.size(); ++i)
         if (!known_role(messages[i].role))
@@ -71,23 +252,23 @@ result<std::string> chat_render(chat_format f, const std::vector<chat_message>& 
     std::string out;
     switch (f) {
         case chat_format::chatml:
-            for (const auto& m : messages)
-                out += "<|im_start|>" + (m.role == "developer" ? std::string("system") : m.role) + "\n" + m.content + "<|im_end|>\n";
+            out = render_chatml(messages, tools);
             if (add_generation_prompt) out += "<|im_start|>assistant\n";
             break;
         case chat_format::llama3:
-            for (const auto& m : messages)
-                out += "<|start_header_id|>" + (m.role == "developer" ? std::string("system") : m.role == "tool" ? std::string("ipython") : m.role) +
-                       "<|end_header_id|>\n\n" + m.content + "<|eot_id|>";
+            out = render_llama3(messages, tools);
             if (add_generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
             break;
+        case chat_format::mistral:
+            out = render_mistral(messages, tools);
+            break;
         case chat_format::phi3:
-            for (const auto& m : messages)
-                out += "<|" + (m.role == "developer" ? std::string("system") : m.role) + "|>\n" + m.content + "<|end|>\n";
+            for (const auto& m : plain_tools(messages, tools))
+                out += "<|" + (is_system(m) ? std::string("system") : m.role) + "|>\n" + m.content + "<|end|>\n";
             if (add_generation_prompt) out += "<|assistant|>\n";
             break;
         case chat_format::gemma:
-            for (const auto& m : fold_system(messages))
+            for (const auto& m : fold_system(plain_tools(messages, tools)))
                 out += "<start_of_turn>" + (m.role == "assistant" ? std::string("model") : std::string("user")) + "\n" +
                        m.content + "<end_of_turn>\n";
             if (add_generation_prompt) out += "<start_of_turn>model\n";
@@ -96,8 +277,8 @@ result<std::string> chat_render(chat_format f, const std::vector<chat_message>& 
             // [INST] <<SYS>>\nsystem\n<</SYS>>\n\nuser [/INST] answer </s><s>[INST] user [/INST]
             std::string system;
             bool first_user = true;
-            for (const auto& m : messages) {
-                if (m.role == "system" || m.role == "developer") {
+            for (const auto& m : plain_tools(messages, tools)) {
+                if (is_system(m)) {
                     system += m.content;
                 } else if (m.role == "assistant") {
                     out += " " + m.content + " </s>";
@@ -111,12 +292,6 @@ result<std::string> chat_render(chat_format f, const std::vector<chat_message>& 
             }
             break;
         }
-        case chat_format::mistral:
-            for (const auto& m : fold_system(messages)) {
-                if (m.role == "assistant") out += m.content + "</s>";
-                else out += "[INST] " + m.content + " [/INST]";
-            }
-            break;
     }
     return out;
 }

@@ -146,8 +146,9 @@ std::vector<int32_t> text_stage::tokenize(std::string_view text, bool add_specia
     return impl_->vocab->encode(text, add_special, parse_special);
 }
 
-result<std::vector<int32_t>> text_stage::chat_prompt(const std::vector<chat_message>& messages) const {
-    auto text = chat_render(impl_->format, messages, true);
+result<std::vector<int32_t>> text_stage::chat_prompt(const std::vector<chat_message>& messages,
+                                                     const chat_tools* tools) const {
+    auto text = chat_render(impl_->format, messages, true, tools);
     if (!text) return text.error();
     return impl_->vocab->encode(*text, true, true);
 }

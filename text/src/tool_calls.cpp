@@ -10,6 +10,7 @@ namespace {
 using json = nlohmann::ordered_json;  // keeps the arguments' keys in the order the model wrote them
 
 constexpr std::string_view k_open = "<tool_call>", k_close = "</tool_call>";
+constexpr std::string_view k_mistral = "[TOOL_CALLS]";  // Mistral's marker, when its vocabulary spells it out
 
 std::string_view trim(std::string_view s) {
     const auto blank = [](char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; };
@@ -32,12 +33,12 @@ std::optional<tool_call> one_call(const json& c, const std::vector<std::string>&
     return tool_call{name, args.dump()};
 }
 
-// A call object or (parallel) a non-empty array of them, as one JSON text.
+// A call object or a non-empty array of them (of one, unless parallel), as one JSON text.
 bool add_json(std::string_view text, const std::vector<std::string>& names, bool parallel, std::vector<tool_call>& out) {
     const json doc = json::parse(text, nullptr, false);
     if (doc.is_discarded()) return false;
     if (doc.is_array()) {
-        if (!parallel || doc.empty()) return false;
+        if (doc.empty() || (!parallel && doc.size() > 1)) return false;
         for (const auto& c : doc) {
             auto call = one_call(c, names);
             if (!call) return false;
@@ -56,6 +57,7 @@ bool add_json(std::string_view text, const std::vector<std::string>& names, bool
 std::optional<std::vector<tool_call>> parse_tool_calls(std::string_view answer, const std::vector<std::string>& names,
                                                        bool parallel) {
     std::string_view rest = trim(answer);
+    if (rest.starts_with(k_mistral)) rest = trim(rest.substr(k_mistral.size()));
     std::vector<tool_call> out;
     if (!rest.starts_with(k_open)) {
         if (!add_json(rest, names, parallel, out)) return std::nullopt;
@@ -73,11 +75,12 @@ std::optional<std::vector<tool_call>> parse_tool_calls(std::string_view answer, 
     return out;
 }
 
-answer_start classify_answer_start(std::string_view visible, bool parallel) {
+answer_start classify_answer_start(std::string_view visible) {
     if (visible.empty()) return answer_start::undecided;
     if (visible.front() == '{') return answer_start::calls;
+    if (visible.starts_with(k_mistral)) return answer_start::calls;
+    if (k_mistral.starts_with(visible)) return answer_start::undecided;  // "[TOOL" so far
     if (visible.front() == '[') {  // an array of calls opens with '[' then '{'; "[1]" or "[link](...)" is text
-        if (!parallel) return answer_start::text;
         const size_t next = visible.find_first_not_of(" \n\t\r", 1);
         if (next == std::string_view::npos) return answer_start::undecided;
         return visible[next] == '{' ? answer_start::calls : answer_start::text;

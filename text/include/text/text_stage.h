@@ -53,8 +53,10 @@ public:
     // Token ids for text; add_special adds BOS as the vocabulary asks, parse_special reads control-token
     // spellings ("<|im_end|>") as those tokens.
     std::vector<int32_t> tokenize(std::string_view text, bool add_special, bool parse_special) const;
-    // The prompt of a chat: rendered in the model's format, tokenized with control tokens recognised.
-    result<std::vector<int32_t>> chat_prompt(const std::vector<chat_message>& messages) const;
+    // The prompt of a chat, with the tools it may call: rendered in the model's format, tokenized with
+    // control tokens recognised.
+    result<std::vector<int32_t>> chat_prompt(const std::vector<chat_message>& messages,
+                                             const chat_tools* tools = nullptr) const;
     std::string piece(int32_t id) const;  // the bytes a token decodes to
 
     // See text_engine::submit: refused at once (context_length_exceeded, queue_full, invalid_argument), or
