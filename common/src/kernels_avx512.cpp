@@ -251,6 +251,38 @@ void rows_half(const std::byte* w, size_t row_bytes, int64_t n_rows, const float
     }
 }
 
+inline float hmax(__m512 v) {  // as hsum, with extracts
+    const __m256 m8 = _mm256_max_ps(_mm512_extractf32x8_ps(v, 0), _mm512_extractf32x8_ps(v, 1));
+    __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(m8, 0), _mm256_extractf128_ps(m8, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    return _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+}
+
+// quantize_act_q8's row, bit for bit the scalar one's: max |x| and the products are the same IEEE
+// operations, vcvtps2dq rounds to nearest even as nearbyint does, and the scale's f16 rounding is the same
+// round-to-nearest-even narrowing.
+void quantize_act(const float* x, int64_t n, int8_t* qs, float* d, float* dsum) {
+    const int64_t nb = n / k_qk, grouped = nb / 4 * 4;
+    const __m512 sign = _mm512_set1_ps(-0.0f);
+    for (int64_t b = 0; b < nb; ++b, x += k_qk) {
+        const __m512 lo = _mm512_loadu_ps(x), hi = _mm512_loadu_ps(x + 16);
+        const float amax = hmax(_mm512_max_ps(_mm512_andnot_ps(sign, lo), _mm512_andnot_ps(sign, hi)));
+        const float step = amax / 127.0f;
+        const __m512 id = _mm512_set1_ps(step != 0.0f ? 127.0f / amax : 0.0f);
+        const __m512i qlo = _mm512_cvtps_epi32(_mm512_mul_ps(lo, id)), qhi = _mm512_cvtps_epi32(_mm512_mul_ps(hi, id));
+        // Halves go where q8_act_index puts them: a group's 128 bytes hold its four first halves, then its
+        // four second halves; blocks past the last group are plain.
+        int8_t* first = b < grouped ? qs + (b / 4) * 128 + (b % 4) * 16 : qs + b * k_qk;
+        int8_t* second = b < grouped ? first + 64 : first + 16;
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(first), _mm512_cvtepi32_epi8(qlo));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(second), _mm512_cvtepi32_epi8(qhi));
+        // Small integers (|sum| <= 32 * 127): exact in f32 whatever the order of the additions.
+        const auto sum = static_cast<int32_t>(hsum(_mm512_cvtepi32_ps(_mm512_add_epi32(qlo, qhi))));
+        d[b] = _cvtsh_ss(_cvtss_sh(step, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        dsum[b] = d[b] * static_cast<float>(sum);
+    }
+}
+
 const kernel_table k_avx512{
     .isa = "avx512",
     .rows_q8_0 = rows_q8_0,
@@ -259,6 +291,7 @@ const kernel_table k_avx512{
     .rows_bf16 = rows_half<load_bf16>,
     .rows_q4_0r = rows_regrouped<block_q4_0r, sixteen_q4_0r, 8>,
     .rows_q8_0r = rows_regrouped<block_q8_0r, sixteen_q8_0r, 0>,
+    .quantize_act = quantize_act,
 };
 
 }  // namespace

@@ -1,4 +1,7 @@
 // Plain C++ kernels: the fallback for CPUs without AVX2, and what the vector kernels are tested against.
+#include <algorithm>
+#include <cmath>
+
 #include "common/fp16.h"
 #include "common/kernels.h"
 
@@ -43,12 +46,33 @@ void rows_half(const std::byte* w, size_t row_bytes, int64_t n_rows, const float
     }
 }
 
+void quantize_act(const float* x, int64_t n, int8_t* qs, float* d, float* dsum) {
+    const int64_t nb = n / k_qk;
+    for (int64_t b = 0; b < nb; ++b, x += k_qk) {
+        float amax = 0.0f;
+        for (int i = 0; i < k_qk; ++i) amax = std::max(amax, std::fabs(x[i]));
+        const float step = amax / 127.0f;
+        const float id = step != 0.0f ? 127.0f / amax : 0.0f;
+        int32_t sum = 0;
+        for (int i = 0; i < k_qk; ++i) {
+            const auto q = static_cast<int8_t>(std::nearbyint(x[i] * id));
+            qs[q8_act_index(nb, b, i)] = q;
+            sum += q;
+        }
+        // The scale is kept at f16 precision, as a q8_0 block stores it (and as llama.cpp quantizes
+        // activations), while the values were rounded with the exact one.
+        d[b] = f16_to_f32(f32_to_f16(step));
+        dsum[b] = d[b] * static_cast<float>(sum);  // sum itself is exact in f32 (|sum| <= 32 * 127)
+    }
+}
+
 const kernel_table k_scalar{
     .isa = "scalar",
     .rows_q8_0 = rows_q8_0,
     .rows_q4_0 = rows_q4_0,
     .rows_f16 = rows_half<f16_to_f32>,
     .rows_bf16 = rows_half<bf16_to_f32>,
+    .quantize_act = quantize_act,
 };
 
 }  // namespace

@@ -113,26 +113,8 @@ void quantize_act_q8(const float* x, int64_t m, int64_t n, q8_act& out) {
     out.qs.resize(static_cast<size_t>(m * n));
     out.d.resize(static_cast<size_t>(m * nb));
     out.dsum.resize(static_cast<size_t>(m * nb));
-    for (int64_t r = 0; r < m; ++r) {
-        int8_t* qs = out.qs.data() + r * n;
-        for (int64_t b = 0; b < nb; ++b, x += k_qk) {
-            float amax = 0.0f;
-            for (int i = 0; i < k_qk; ++i) amax = std::max(amax, std::fabs(x[i]));
-            const float d = amax / 127.0f;
-            const float id = d != 0.0f ? 127.0f / amax : 0.0f;
-            int32_t sum = 0;
-            for (int i = 0; i < k_qk; ++i) {
-                const auto q = static_cast<int8_t>(std::nearbyint(x[i] * id));
-                qs[q8_act_index(nb, b, i)] = q;
-                sum += q;
-            }
-            // The scale is kept at f16 precision, as a q8_0 block stores it (and as llama.cpp quantizes
-            // activations), while the values were rounded with the exact one.
-            const float d16 = f16_to_f32(f32_to_f16(d));
-            out.d[r * nb + b] = d16;
-            out.dsum[r * nb + b] = d16 * static_cast<float>(sum);  // sum itself is exact in f32 (|sum| <= 32 * 127)
-        }
-    }
+    static const auto row = kernels_best().quantize_act ? kernels_best().quantize_act : kernels_scalar().quantize_act;
+    for (int64_t r = 0; r < m; ++r) row(x + r * n, n, out.qs.data() + r * n, out.d.data() + r * nb, out.dsum.data() + r * nb);
 }
 
 }  // namespace mm

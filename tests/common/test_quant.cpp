@@ -134,6 +134,31 @@ TEST(quant, activation_blocks_carry_their_sum) {
     }
 }
 
+// Every table's activation quantizer writes the scalar one's bytes: grouped and plain tail blocks, a zero
+// block, a block of exact ties (x * 127 / amax lands on k + 0.5, which rounds to even), tiny values.
+TEST(quant, every_activation_quantizer_gives_the_scalar_bytes) {
+    for (const int64_t n : {int64_t{32}, int64_t{96}, int64_t{256}, int64_t{2048 + 96}}) {
+        auto x = test::random_gaussian(n, 11);
+        for (int i = 32; i < 64 && i < n; ++i) x[static_cast<size_t>(i)] = 0.0f;
+        if (n >= 96)
+            for (int i = 64; i < 96; ++i) x[static_cast<size_t>(i)] = i == 64 ? 127.0f : static_cast<float>(i % 20) + 0.5f;
+        if (n >= 256) x[200] = 1e-30f;
+        const int64_t nb = n / 32;
+        std::vector<int8_t> want_q(static_cast<size_t>(n));
+        std::vector<float> want_d(static_cast<size_t>(nb)), want_s(static_cast<size_t>(nb));
+        kernels_scalar().quantize_act(x.data(), n, want_q.data(), want_d.data(), want_s.data());
+        for (const kernel_table* kt : tables()) {
+            if (!kt->quantize_act) continue;
+            std::vector<int8_t> q(static_cast<size_t>(n), 99);
+            std::vector<float> d(static_cast<size_t>(nb), -1), s(static_cast<size_t>(nb), -1);
+            kt->quantize_act(x.data(), n, q.data(), d.data(), s.data());
+            EXPECT_EQ(q, want_q) << kt->isa << " n " << n;
+            EXPECT_EQ(d, want_d) << kt->isa << " n " << n;
+            EXPECT_EQ(s, want_s) << kt->isa << " n " << n;
+        }
+    }
+}
+
 // q4_0r / q8_0r hold q4_0's / q8_0's bytes regrouped: unpacking gives them back exactly, and the
 // reference, reading the layout from its definition, finds the plain values in it.
 TEST(quant, regrouped_types_keep_every_value) {

@@ -12,7 +12,7 @@
 namespace mm {
 
 // One activation row quantized on the fly for the q8_0 / q4_0 kernels: per 32-block an int8 step like
-// q8_0's, but with an f32 scale (no f16 rounding), laid out by field so a kernel loads several blocks' qs or
+// q8_0's (the values rounded with the exact scale, the scale kept at f16 precision), laid out by field so a kernel loads several blocks' qs or
 // scales with one load.
 //
 // qs order: blocks in groups of four, each group's 128 bytes holding the four first halves, then the four
@@ -55,6 +55,9 @@ struct kernel_table {
     // Null where this ISA has no such kernel, so weights stay plain there (repack.h).
     void (*rows_q4_0r)(const std::byte* w, size_t row_bytes, int64_t n_rows, q8_act_row x, int64_t n, float* y) = nullptr;
     void (*rows_q8_0r)(const std::byte* w, size_t row_bytes, int64_t n_rows, q8_act_row x, int64_t n, float* y) = nullptr;
+    // One row of quantize_act_q8: x[n] into qs[n] (q8_act_row's order), d and dsum [n / 32]. Every table's
+    // gives the scalar one's bytes exactly. Null: the scalar one.
+    void (*quantize_act)(const float* x, int64_t n, int8_t* qs, float* d, float* dsum) = nullptr;
 };
 
 const kernel_table& kernels_scalar();
