@@ -1,4 +1,5 @@
 #include "account_routes.h"
+#include "common/json_nesting.h"
 
 #include <charconv>
 
@@ -34,6 +35,8 @@ async_route_handler on_workers(meter& m, allowed who_may,
 
 result<json> parse_body(const http_request& req) {
     if (req.body().empty()) return json::object();
+    if (!json_nesting_within(req.body()))
+        return status(errc::invalid_argument, "request body nests deeper than " + std::to_string(k_json_max_nesting) + " levels");
     json j = json::parse(req.body(), nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) return status(errc::invalid_argument, "request body is not valid JSON");
     if (!j.is_object()) return status(errc::invalid_argument, "request body must be a JSON object");

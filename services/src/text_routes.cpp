@@ -13,6 +13,7 @@
 #include "services/http_errors.h"
 #include "text/stop_filter.h"
 #include "text/tool_calls.h"
+#include "common/json_nesting.h"
 
 namespace mm::services {
 namespace {
@@ -160,6 +161,9 @@ uint64_t fresh_seed() {
 }
 
 result<parsed> parse(api kind, const std::string& body_text, const text_models& stages, const model_registry& registry) {
+    if (!json_nesting_within(body_text))
+        return status(errc::invalid_argument, "The JSON body of your request nests deeper than " +
+                                                  std::to_string(k_json_max_nesting) + " levels.");
     const json body = json::parse(body_text, nullptr, false);
     if (body.is_discarded() || !body.is_object())
         return status(errc::invalid_argument, "We could not parse the JSON body of your request: expected a JSON object.");
@@ -584,6 +588,7 @@ void run(api kind, const text_models& stages, const model_registry& registry, st
 
 // A request is deterministic (and its answer cacheable) when it samples greedily or fixes its seed.
 std::optional<std::string> deterministic(const http_request& req) {
+    if (!json_nesting_within(req.body())) return std::nullopt;
     const nlohmann::json body = nlohmann::json::parse(req.body(), nullptr, false);
     if (!body.is_object()) return std::nullopt;
     const auto t = body.find("temperature");

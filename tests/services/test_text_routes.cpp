@@ -217,6 +217,11 @@ TEST(text_routes, bad_requests_get_openai_errors_and_cost_nothing) {
          R"({"model":"stories","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]})", 400, "", "text", "messages[0].content[0].type"},
         {"top_logprobs without logprobs", "/v1/chat/completions",
          R"({"model":"stories","messages":[{"role":"user","content":"x"}],"top_logprobs":2})", 400, "", "logprobs", "top_logprobs"},
+        // nlohmann's dump recurses per level (the tool's parameters are dumped for the schema parser): without
+        // the bound this body overflows the stack and the server dies.
+        {"nested 150000 deep", "/v1/chat/completions",
+         R"({"model":"stories","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":)" +
+             std::string(150000, '[') + std::string(150000, ']') + "}}]}", 400, "", "deeper", ""},
     };
     for (const auto& r : rows) {
         auto a = f.call("POST", r.path, r.body);

@@ -102,6 +102,11 @@ TEST(chat_template, mistral_tools_calls_and_results_carry_its_markers_and_nine_c
                     "{\"name\": \"get_weather\", \"arguments\": {}, \"id\": \"0000callx\"}]</s>"
                     "[TOOL_RESULTS] {\"content\": \"sunny\", \"call_id\": \"456789abc\"}[/TOOL_RESULTS]"
                     "[TOOL_RESULTS] {\"content\": {\"temp\": 20}, \"call_id\": \"0000callx\"}[/TOOL_RESULTS]");
+    // A result that is JSON nested past the bound is text: rendering it as JSON would recurse per level.
+    const std::string deep = std::string(150000, '[') + std::string(150000, ']');
+    auto deep_result = chat_render(chat_format::mistral, {{"user", "a"}, {"tool", deep, {}, "c1", "f"}}, true);
+    ASSERT_TRUE(deep_result);
+    EXPECT_NE(deep_result->find("[TOOL_RESULTS] {\"content\": \"[[[["), std::string::npos);
     // The tools go before the last user turn.
     auto later = chat_render(chat_format::mistral, {{"user", "a"}, {"assistant", "b"}, {"user", "c"}}, true, &k_tools);
     ASSERT_TRUE(later);

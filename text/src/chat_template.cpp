@@ -1,4 +1,5 @@
 #include "text/chat_template.h"
+#include "common/json_nesting.h"
 
 #include <algorithm>
 #include <cctype>
@@ -38,7 +39,7 @@ std::string spaced(const json& j) {
 
 // A serialized object as a value; anything else (or unparseable) is an empty object.
 json object_of(const std::string& text) {
-    json j = json::parse(text, nullptr, false);
+    json j = json_nesting_within(text) ? json::parse(text, nullptr, false) : json();
     return j.is_object() ? j : json::object();
 }
 
@@ -197,7 +198,7 @@ std::string render_mistral(const std::vector<chat_message>& in, const chat_tools
             }
             out += "</s>";
         } else if (m.role == "tool") {
-            json content = json::parse(m.content, nullptr, false);
+            json content = json_nesting_within(m.content) ? json::parse(m.content, nullptr, false) : json();
             if (!content.is_object() && !content.is_array()) content = m.content;
             out += "[TOOL_RESULTS] " + spaced(json{{"content", content}, {"call_id", mistral_id(m.tool_call_id)}}) +
                    "[/TOOL_RESULTS]";

@@ -1,6 +1,7 @@
 // json_constraint: schema parsing, the byte-level recogniser (a stack of frames, one per open JSON
 // construct) and the vocabulary trie walk.
 #include "text/json_constraint.h"
+#include "common/json_nesting.h"
 
 #include <algorithm>
 #include <set>
@@ -387,6 +388,8 @@ result<json_schema_ptr> parse_node(const json& j, parse_ctx& cx, const std::stri
 }  // namespace
 
 result<json_schema_ptr> json_schema_parse(std::string_view schema_json) {
+    if (!json_nesting_within(schema_json))
+        return status(errc::invalid_argument, "schema nests deeper than " + std::to_string(k_json_max_nesting) + " levels");
     const json j = json::parse(schema_json, nullptr, false);
     if (j.is_discarded()) return status(errc::invalid_argument, "schema: not valid JSON");
     parse_ctx cx{.root = j};

@@ -1,4 +1,5 @@
 #include "text/tool_calls.h"
+#include "common/json_nesting.h"
 
 #include <algorithm>
 
@@ -28,13 +29,15 @@ std::optional<tool_call> one_call(const json& c, const std::vector<std::string>&
     const char* key = c.contains("arguments") ? "arguments" : c.contains("parameters") ? "parameters" : nullptr;
     if (!key) return std::nullopt;
     json args = c[key];
-    if (args.is_string()) args = json::parse(args.get<std::string>(), nullptr, false);
+    if (args.is_string())
+        args = json_nesting_within(args.get_ref<const std::string&>()) ? json::parse(args.get<std::string>(), nullptr, false) : json();
     if (!args.is_object()) return std::nullopt;
     return tool_call{name, args.dump()};
 }
 
 // A call object or a non-empty array of them (of one, unless parallel), as one JSON text.
 bool add_json(std::string_view text, const std::vector<std::string>& names, bool parallel, std::vector<tool_call>& out) {
+    if (!json_nesting_within(text)) return false;
     const json doc = json::parse(text, nullptr, false);
     if (doc.is_discarded()) return false;
     if (doc.is_array()) {
