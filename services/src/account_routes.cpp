@@ -1,9 +1,10 @@
 #include "account_routes.h"
-#include "common/json_nesting.h"
 
 #include <charconv>
 
 #include <nlohmann/json.hpp>
+
+#include "common/json_nesting.h"
 
 namespace mm::services {
 namespace {

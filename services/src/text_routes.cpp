@@ -10,10 +10,10 @@
 #include <nlohmann/json.hpp>
 
 #include "chat_messages.h"
+#include "common/json_nesting.h"
 #include "services/http_errors.h"
 #include "text/stop_filter.h"
 #include "text/tool_calls.h"
-#include "common/json_nesting.h"
 
 namespace mm::services {
 namespace {
@@ -127,14 +127,14 @@ status read_tools(const json& body, parsed& p, text::chat_tools& described) {
     }
     if (p.gen.constraint && p.tools == tool_mode::forced)
         return bad("tool_choice", "a forced tool call cannot be combined with response_format");
-    if (p.tools == tool_mode::forced)  // the model is shown only the tools it may call
-        std::erase_if(described.list, [&](const text::chat_tool& t) {
+    described.parallel = p.parallel_calls;
+    if (p.tools == tool_mode::forced) {
+        std::erase_if(described.list, [&](const text::chat_tool& t) {  // the model sees only what it may call
             return std::find(p.tool_names.begin(), p.tool_names.end(), t.name) == p.tool_names.end();
         });
-    described.parallel = p.parallel_calls;
-    if (p.tools == tool_mode::forced)
         p.gen.constraint = p.parallel_calls ? text::json_schema_tool_calls(std::move(schemas))
                                             : text::json_schema_tool_call(std::move(schemas));
+    }
     return ok_status();
 }
 

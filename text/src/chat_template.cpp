@@ -1,10 +1,11 @@
 #include "text/chat_template.h"
-#include "common/json_nesting.h"
 
 #include <algorithm>
 #include <cctype>
 
 #include <nlohmann/json.hpp>
+
+#include "common/json_nesting.h"
 
 namespace mm::text {
 namespace {

@@ -1,12 +1,13 @@
 // json_constraint: schema parsing, the byte-level recogniser (a stack of frames, one per open JSON
 // construct) and the vocabulary trie walk.
 #include "text/json_constraint.h"
-#include "common/json_nesting.h"
 
 #include <algorithm>
 #include <set>
 
 #include <nlohmann/json.hpp>
+
+#include "common/json_nesting.h"
 
 namespace mm::text {
 
@@ -724,7 +725,7 @@ bool json_recognizer::feed(char c) {
             f->integer = k == kind::integer;
             f->state = n_sign;
             if (ch != '-' && !number_step(*f, ch)) return false;
-            if (ch == '-') f->typed = "-";
+            if (ch == '-') f->typed.assign(1, '-');  // (not = "-": gcc 12 reads that as an overlapping copy)
         } else if (any || k == kind::literals) {
             f->t = ftype::literal;
             f->options = any ? std::vector<std::string>{"true", "false", "null"} : s->literals;

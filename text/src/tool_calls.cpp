@@ -1,9 +1,10 @@
 #include "text/tool_calls.h"
-#include "common/json_nesting.h"
 
 #include <algorithm>
 
 #include <nlohmann/json.hpp>
+
+#include "common/json_nesting.h"
 
 namespace mm::text {
 namespace {
