@@ -38,10 +38,22 @@ std::string spaced(const json& j) {
     return j.dump();
 }
 
+// Client text read as JSON: discarded when it is not JSON or nests past the bound.
+json parsed(const std::string& text) {
+    return json_nesting_within(text) ? json::parse(text, nullptr, false) : json(json::value_t::discarded);
+}
+
 // A serialized object as a value; anything else (or unparseable) is an empty object.
 json object_of(const std::string& text) {
-    json j = json_nesting_within(text) ? json::parse(text, nullptr, false) : json();
+    json j = parsed(text);
     return j.is_object() ? j : json::object();
+}
+
+// An assistant turn's calls as {"name", <args_key>: arguments} objects, in order.
+json calls_of(const chat_message& m, const char* args_key) {
+    json calls = json::array();
+    for (const auto& c : m.tool_calls) calls.push_back({{"name", c.name}, {args_key, object_of(c.arguments)}});
+    return calls;
 }
 
 json tool_object(const chat_tool& t) {
@@ -60,8 +72,7 @@ std::vector<chat_message> plain_tools(const std::vector<chat_message>& in, const
     for (const auto& m : in) {
         chat_message p{m.role, m.content};
         if (!m.tool_calls.empty()) {
-            json calls = json::array();
-            for (const auto& c : m.tool_calls) calls.push_back({{"name", c.name}, {"arguments", object_of(c.arguments)}});
+            const json calls = calls_of(m, "arguments");
             if (!p.content.empty()) p.content += '\n';
             p.content += (calls.size() == 1 ? calls[0] : calls).dump();
         }
@@ -127,9 +138,7 @@ std::string render_chatml(const std::vector<chat_message>& messages, const chat_
         if (m.role == "assistant" && !m.tool_calls.empty()) {
             out += "<|im_start|>assistant";
             if (!m.content.empty()) out += "\n" + m.content;
-            for (const auto& c : m.tool_calls)
-                out += "\n<tool_call>\n{\"name\": " + json(c.name).dump() + ", \"arguments\": " + spaced(object_of(c.arguments)) +
-                       "}\n</tool_call>";
+            for (const auto& call : calls_of(m, "arguments")) out += "\n<tool_call>\n" + spaced(call) + "\n</tool_call>";
             out += "<|im_end|>\n";
             continue;
         }
@@ -155,8 +164,7 @@ std::string render_llama3(std::vector<chat_message> messages, const chat_tools* 
         const std::string role = is_system(m) ? "system" : m.role == "tool" ? "ipython" : m.role;
         std::string body = m.content;
         if (!m.tool_calls.empty()) {
-            json calls = json::array();
-            for (const auto& c : m.tool_calls) calls.push_back({{"name", c.name}, {"parameters", object_of(c.arguments)}});
+            const json calls = calls_of(m, "parameters");
             if (!body.empty()) body += '\n';
             body += spaced(calls.size() == 1 ? calls[0] : calls);
         }
@@ -192,14 +200,13 @@ std::string render_mistral(const std::vector<chat_message>& in, const chat_tools
         if (m.role == "assistant") {
             out += m.content;
             if (!m.tool_calls.empty()) {
-                json calls = json::array();
-                for (const auto& c : m.tool_calls)
-                    calls.push_back({{"name", c.name}, {"arguments", object_of(c.arguments)}, {"id", mistral_id(c.id)}});
+                json calls = calls_of(m, "arguments");
+                for (size_t c = 0; c < calls.size(); ++c) calls[c]["id"] = mistral_id(m.tool_calls[c].id);
                 out += "[TOOL_CALLS] " + spaced(calls);
             }
             out += "</s>";
         } else if (m.role == "tool") {
-            json content = json_nesting_within(m.content) ? json::parse(m.content, nullptr, false) : json();
+            json content = parsed(m.content);
             if (!content.is_object() && !content.is_array()) content = m.content;
             out += "[TOOL_RESULTS] " + spaced(json{{"content", content}, {"call_id", mistral_id(m.tool_call_id)}}) +
                    "[/TOOL_RESULTS]";
