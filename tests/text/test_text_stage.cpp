@@ -61,10 +61,9 @@ TEST(text_stage, a_model_with_rope_frequency_factors_is_refused_by_name) {
     EXPECT_NE(m.error().message().find("rope_freqs.weight"), std::string::npos) << m.error().message();
 }
 
-// The stage serves q4_0 / q8_0 matrices regrouped (q4_0r / q8_0r) where the CPU has those kernels: the logits
-// are the plain model's up to f32 summation order (the integer block sums are exact), so within 1e-4 of the
-// largest logit.
-TEST(text_stage, regrouped_weights_decode_the_plain_models_logits) {
+// The stage serves q4_0 / q8_0 matrices regrouped (q4_0r / q8_0r) where the CPU has those kernels: plain and
+// regrouped weights both decode the model's logits, within the noise of q8 activations (below).
+TEST(text_stage, regrouped_weights_decode_the_models_logits) {
     auto vocab = gguf_open(k_models / "stories260K-f32.gguf");
     ASSERT_TRUE(vocab);
     for (auto [plain_t, grouped_t] : {std::pair{dtype::q4_0, dtype::q4_0r}, std::pair{dtype::q8_0, dtype::q8_0r}}) {
@@ -84,10 +83,29 @@ TEST(text_stage, regrouped_weights_decode_the_plain_models_logits) {
         EXPECT_EQ(fast->tok_embd.type(), plain_t) << "embedding rows are gathered, not multiplied";
         EXPECT_EQ(fast->weight_bytes(), (*plain)->weight_bytes());
 
+        // The reference: the same weights dequantized to f32, so no activation is quantized. Both quantized
+        // paths round activations to q8 before every product; where their f32 sums differ in their last bit
+        // (the kernels add in different orders) an activation can round to the next step, and the two drift
+        // apart by about as much as each is from the reference (measured: 1.8 % of the largest logit for q4_0
+        // on AVX2, where plain and regrouped differ by 0.7 %). A regrouping that put a block, scale or row in
+        // the wrong place is off by the size of the logits themselves.
+        auto f32_model = std::make_shared<llama_model>();
+        {
+            const llama_model& p = **plain;
+            auto same = [](const tensor& t) { return tensor::view(t.type(), t.shape(), t.raw()); };
+            f32_model->hp = p.hp;
+            f32_model->tok_embd = same(p.tok_embd);
+            f32_model->output_norm = same(p.output_norm);
+            f32_model->output = to_f32(p.output);
+            for (const auto& l : p.layers)
+                f32_model->layers.push_back({.attn_norm = same(l.attn_norm), .wq = to_f32(l.wq), .wk = to_f32(l.wk),
+                                             .wv = to_f32(l.wv), .wo = to_f32(l.wo), .ffn_norm = same(l.ffn_norm),
+                                             .w_gate = to_f32(l.w_gate), .w_up = to_f32(l.w_up), .w_down = to_f32(l.w_down)});
+        }
         thread_pool pool(2);
-        const llama_model* models[] = {plain->get(), fast.get()};
-        std::vector<float> out[2];
-        for (int v = 0; v < 2; ++v) {
+        const llama_model* models[] = {f32_model.get(), plain->get(), fast.get()};
+        std::vector<float> out[3];
+        for (int v = 0; v < 3; ++v) {
             const llama_model& m = *models[v];
             kv_cache cache(m.hp, 1, 16);
             tensor logits = tensor::zeros(dtype::f32, {1, m.hp.n_vocab});
@@ -101,7 +119,9 @@ TEST(text_stage, regrouped_weights_decode_the_plain_models_logits) {
         }
         float scale = 0;
         for (float l : out[0]) scale = std::max(scale, std::fabs(l));
-        for (size_t i = 0; i < out[0].size(); ++i) ASSERT_NEAR(out[1][i], out[0][i], 1e-4f * scale) << dtype_name(plain_t) << " " << i;
+        for (int v : {1, 2})
+            for (size_t i = 0; i < out[0].size(); ++i)
+                ASSERT_NEAR(out[v][i], out[0][i], 0.05f * scale) << dtype_name(models[v]->output.type()) << " " << i;
     }
 }
 

@@ -8,8 +8,8 @@
 
 namespace mm {
 
-// q4_0r / q8_0r are q4_0 / q8_0 regrouped in memory for the AVX-512 matvec kernels (never in a file): see
-// block_q4_0r.
+// q4_0r / q8_0r are q4_0 / q8_0 regrouped in memory for the AVX-512 and AVX2 matvec kernels (never in a
+// file): see block_q4_0r.
 enum class dtype : uint8_t { f32, f16, bf16, q8_0, q4_0, q4_0r, q8_0r };
 
 constexpr int k_qk = 32;  // elements per q8_0 / q4_0 block

@@ -1,6 +1,6 @@
 // Weights regrouped at load time into the layout this CPU's matvec kernels read fastest: q4_0 / q8_0
-// matrices of whole 512-element rows, four at a time, become q4_0r / q8_0r where the AVX-512 kernels for
-// them exist.
+// matrices of whole 512-element rows, four at a time, become q4_0r / q8_0r where kernels for them exist
+// (AVX-512 and AVX2).
 #pragma once
 
 #include <optional>
