@@ -173,6 +173,74 @@ void rows_half(const std::byte* w, size_t row_bytes, int64_t n_rows, const float
     }
 }
 
+inline float hmax(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+}
+
+// quantize_act_q8's row, bit for bit the scalar one's, as the AVX-512 one is (kernels_avx512.cpp): the same
+// IEEE max, divide and multiply, vcvtps2dq's round to nearest even, the same f16 narrowing of the scale.
+void quantize_act(const float* x, int64_t n, int8_t* qs, float* d, float* dsum) {
+    const int64_t nb = n / k_qk, grouped = nb / 4 * 4;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t b = 0; b < nb; ++b, x += k_qk) {
+        __m256 v[4];
+        for (int i = 0; i < 4; ++i) v[i] = _mm256_loadu_ps(x + 8 * i);
+        const __m256 a01 = _mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1]));
+        const __m256 a23 = _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3]));
+        const float amax = hmax(_mm256_max_ps(a01, a23));
+        const float step = amax / 127.0f;
+        const __m256 id = _mm256_set1_ps(step != 0.0f ? 127.0f / amax : 0.0f);
+        __m256i q[4];
+        for (int i = 0; i < 4; ++i) q[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], id));
+        // Packing works within 128-bit lanes; the permute puts the 4-byte runs back in element order.
+        const __m256i bytes = _mm256_permutevar8x32_epi32(
+            _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3])),
+            _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        int8_t* first = b < grouped ? qs + (b / 4) * 128 + (b % 4) * 16 : qs + b * k_qk;
+        int8_t* second = b < grouped ? first + 64 : first + 16;
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(first), _mm256_castsi256_si128(bytes));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(second), _mm256_extracti128_si256(bytes, 1));
+        const __m256i s4 = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(s4), _mm256_extracti128_si256(s4, 1));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+        d[b] = _cvtsh_ss(_cvtss_sh(step, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        dsum[b] = d[b] * static_cast<float>(_mm_cvtsi128_si32(s));
+    }
+}
+
+// e^x for |x| <= 88: x = n ln 2 + r with n = round(x / ln 2) and |r| <= ln 2 / 2 (ln 2 in a high part exact
+// in 16 bits, so n * high is exact, and a low part); e^r by its Taylor series to degree 7, whose truncation is
+// below 7e-9 relative there; 2^n built in the exponent field.
+inline __m256 exp_ps(__m256 x) {
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606820309417232e-6f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 5040);
+    for (const float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f})
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+    const __m256i pow2n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(pow2n));
+}
+
+// exp's argument is clamped to [-87, 88]: past those ends 1 + e^-v is 1, giving v, or so large that the result
+// is v * 6e-39 where the exact one is smaller still. Measured over every f32 in [-100, 100] against SiLU in
+// double: within 2.4 ulp, as the scalar one with the libm exp.
+void silu_mul(const float* g, const float* u, float* y, int64_t n) {
+    const __m256 one = _mm256_set1_ps(1.0f), lo = _mm256_set1_ps(-87.0f), hi = _mm256_set1_ps(88.0f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(g + i);
+        const __m256 e = exp_ps(_mm256_min_ps(_mm256_max_ps(_mm256_sub_ps(_mm256_setzero_ps(), v), lo), hi));
+        const __m256 s = _mm256_div_ps(v, _mm256_add_ps(one, e));
+        _mm256_storeu_ps(y + i, u ? _mm256_mul_ps(s, _mm256_loadu_ps(u + i)) : s);
+    }
+    if (i < n) kernels_scalar().silu_mul(g + i, u ? u + i : nullptr, y + i, n - i);
+}
+
 const kernel_table k_avx2{
     .isa = "avx2",
     .rows_q8_0 = rows_q8_0,
@@ -181,6 +249,8 @@ const kernel_table k_avx2{
     .rows_bf16 = rows_half<load_bf16, bf16_one>,
     .rows_q4_0r = rows_regrouped<block_q4_0r, pair_q4_0r, 8>,
     .rows_q8_0r = rows_regrouped<block_q8_0r, pair_q8_0r, 0>,
+    .quantize_act = quantize_act,
+    .silu_mul = silu_mul,
 };
 
 }  // namespace

@@ -283,6 +283,30 @@ void quantize_act(const float* x, int64_t n, int8_t* qs, float* d, float* dsum) 
     }
 }
 
+// e^x as kernels_avx2.cpp forms it (same reduction and series), with 2^n applied by scalef.
+inline __m512 exp_ps(__m512 x) {
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606820309417232e-6f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 5040);
+    for (const float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f})
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+    return _mm512_scalef_ps(p, n);
+}
+
+// As the AVX2 one, the tail under a mask.
+void silu_mul(const float* g, const float* u, float* y, int64_t n) {
+    const __m512 one = _mm512_set1_ps(1.0f), lo = _mm512_set1_ps(-87.0f), hi = _mm512_set1_ps(88.0f);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? 0xffff : static_cast<__mmask16>((1u << (n - i)) - 1);
+        const __m512 v = _mm512_maskz_loadu_ps(m, g + i);
+        const __m512 e = exp_ps(_mm512_min_ps(_mm512_max_ps(_mm512_sub_ps(_mm512_setzero_ps(), v), lo), hi));
+        const __m512 s = _mm512_div_ps(v, _mm512_add_ps(one, e));
+        _mm512_mask_storeu_ps(y + i, m, u ? _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, u + i)) : s);
+    }
+}
+
 const kernel_table k_avx512{
     .isa = "avx512",
     .rows_q8_0 = rows_q8_0,
@@ -292,6 +316,7 @@ const kernel_table k_avx512{
     .rows_q4_0r = rows_regrouped<block_q4_0r, sixteen_q4_0r, 8>,
     .rows_q8_0r = rows_regrouped<block_q8_0r, sixteen_q8_0r, 0>,
     .quantize_act = quantize_act,
+    .silu_mul = silu_mul,
 };
 
 }  // namespace

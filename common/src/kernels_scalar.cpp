@@ -66,6 +66,14 @@ void quantize_act(const float* x, int64_t n, int8_t* qs, float* d, float* dsum) 
     }
 }
 
+void silu_mul(const float* g, const float* u, float* y, int64_t n) {
+    // exp(-v) overflows to inf for v < -88, which gives the right limit (-0) rather than a NaN.
+    for (int64_t i = 0; i < n; ++i) {
+        const float s = g[i] / (1.0f + std::exp(-g[i]));
+        y[i] = u ? s * u[i] : s;
+    }
+}
+
 const kernel_table k_scalar{
     .isa = "scalar",
     .rows_q8_0 = rows_q8_0,
@@ -73,6 +81,7 @@ const kernel_table k_scalar{
     .rows_f16 = rows_half<f16_to_f32>,
     .rows_bf16 = rows_half<bf16_to_f32>,
     .quantize_act = quantize_act,
+    .silu_mul = silu_mul,
 };
 
 }  // namespace

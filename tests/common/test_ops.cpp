@@ -198,6 +198,29 @@ TEST(ops, activations_match_reference) {
     }
 }
 
+// SwiGLU: silu(gate) * up in one pass, as the llama FFN takes it, in place over gate as decode runs it.
+TEST(ops, swiglu_matches_reference) {
+    const shape_t shapes[] = {{1}, {7, 13}, {263}, {2, 5632}};
+    for (int threads : k_thread_counts) {
+        thread_pool pool(threads);
+        for (const auto& s : shapes) {
+            const std::string what = label("swiglu " + std::to_string(s.elements()), pool);
+            const tensor gate = random_tensor(s, 43, -6.0f, 6.0f), up = random_tensor(s, 44, -2.0f, 2.0f);
+            tensor y = tensor::zeros(dtype::f32, s);
+            ops::swiglu(pool, gate, up, y);
+            tensor in_place = tensor::from(s, gate.f32());
+            ops::swiglu(pool, in_place, up, in_place);
+            const auto silu = ref::silu(gate.f32());
+            std::vector<float> want(silu.size());
+            for (size_t i = 0; i < want.size(); ++i) want[i] = static_cast<float>(static_cast<double>(silu[i]) * up.f32()[i]);
+            // SiLU's own bound (activations_match_reference) scaled by |up| <= 2, plus the product's rounding.
+            const auto e = max_rel_err(y.f32(), want, /*floor=*/1.0);
+            EXPECT_LE(e.value, 5e-6) << what << ": " << e << ", index " << e.where(dims(s));
+            EXPECT_EQ(max_abs_err(in_place.f32(), y.f32()).value, 0.0) << what << " in place";
+        }
+    }
+}
+
 // ---- elementwise ----
 
 TEST(ops, add_mul_scale_match_reference) {

@@ -97,8 +97,7 @@ status llama_decode(thread_pool& pool, const llama_model& m, kv_cache& cache, st
         ops::rms_norm(pool, x, &L.ffn_norm, h.rms_eps, xn);
         const ops::matmul_out gate_up[] = {{&L.w_gate, &gate}, {&L.w_up, &up}};
         ops::matmul_shared(pool, xn, gate_up, k_mode);
-        ops::silu(pool, gate, gate);
-        ops::mul(pool, gate, up, gate);
+        ops::swiglu(pool, gate, up, gate);
         ops::matmul(pool, gate, L.w_down, proj, k_mode);
         ops::add(pool, x, proj, x);
     }

@@ -1,4 +1,5 @@
-// The dot-product kernels behind matmul, one table per instruction set, picked at run time.
+// The dot-product kernels behind matmul (and the one elementwise op decode spends time in), one table per
+// instruction set, picked at run time.
 // Exposed so tests can check every variant the CPU has against the scalar one.
 #pragma once
 
@@ -58,6 +59,10 @@ struct kernel_table {
     // One row of quantize_act_q8: x[n] into qs[n] (q8_act_row's order), d and dsum [n / 32]. Every table's
     // gives the scalar one's bytes exactly. Null: the scalar one.
     void (*quantize_act)(const float* x, int64_t n, int8_t* qs, float* d, float* dsum) = nullptr;
+    // y[i] = silu(g[i]) * u[i], or silu(g[i]) where u is null (the LLM's SwiGLU, serial in decode, so it is
+    // worth a kernel); y may alias g or u. The vector ones use their own exp and are as close as the scalar one (kernels_avx2.cpp).
+    // Null: the scalar one.
+    void (*silu_mul)(const float* g, const float* u, float* y, int64_t n) = nullptr;
 };
 
 const kernel_table& kernels_scalar();

@@ -52,6 +52,8 @@ void group_norm(thread_pool& pool, const tensor& x, int n_groups, const tensor* 
 void gelu_tanh(thread_pool& pool, const tensor& x, tensor& y);
 void gelu_erf(thread_pool& pool, const tensor& x, tensor& y);
 void silu(thread_pool& pool, const tensor& x, tensor& y);
+// y = silu(gate) * up, the llama FFN's gate, in one pass; y may alias gate or up.
+void swiglu(thread_pool& pool, const tensor& gate, const tensor& up, tensor& y);
 
 // ---- positions and attention ----
 enum class rope_mode { normal, neox };  // normal: rotate adjacent pairs (2i, 2i+1); neox: (i, i + n_rot / 2)
