@@ -69,35 +69,39 @@ void rows_q4_0(const std::byte* w, size_t row_bytes, int64_t n_rows, q8_act_row 
 // q4_0r / q8_0r (dtype.h): a four-row band read front to back, each 512-element stretch's four rows side by
 // side, sharing the activation loads. One register holds a pair of blocks (2i, 2i + 1); pair (j, p), blocks
 // 4j + 2p and 4j + 2p + 1, meets the activations' first halves at xq + 128j + 32p and their second halves 64
-// bytes on. Two rounds of hadd turn four pairs' lanes into one sum per block, and choosing the pairs (j = 0..3
-// at p = 0, then at p = 1) puts those sums in the order the stretch's scales are stored (k_q4_0r_lane_block).
+// bytes on. Two rounds of hadd turn four pairs' lanes into one sum per block, and taking the pairs j = 0..3 at
+// p = 0, then at p = 1, puts those sums in the order the stretch's scales are stored (k_q4_0r_lane_block).
 // Integer sums are exact, so results differ from the plain kernels only in the order of f32 additions.
 
-// 8 int32 lanes: 0-3 partial sums of the pair's first block, 4-7 of its second.
-inline __m256i pair_q4_0r(const block_q4_0r& w, const int8_t* xq, int j, int p) {
+// Four pairs (j = 0..3 at p) -> the eight block sums [first blocks of the four pairs | their second blocks].
+// q4_0: each pair's sixteen int16 lanes (eight per block, each four products of at most 15 * 127) take two
+// rounds of hadd in int16 (sixteen products, at most 30480, still in range) and one madd to int32.
+inline __m256 four_q4_0r(const block_q4_0r& w, const int8_t* xq, int p) {
     const __m256i m = _mm256_set1_epi8(0x0f);
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[4 * j + 2 * p]));
-    const int8_t* x = xq + 128 * j + 32 * p;
-    const __m256i lo = _mm256_maddubs_epi16(_mm256_and_si256(v, m), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)));
-    const __m256i hi = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), m),
-                                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 64)));
-    // Each int16 is at most 2 * 15 * 127 per half, so the two halves add without overflow.
-    return _mm256_madd_epi16(_mm256_add_epi16(lo, hi), _mm256_set1_epi16(1));
-}
-
-inline __m256i pair_q8_0r(const block_q8_0r& w, const int8_t* xq, int j, int p) {
-    const int8_t* x = xq + 128 * j + 32 * p;
-    auto half = [&](int h) {
-        const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[j][h][2 * p]));
-        return dot_u8_s8(_mm256_sign_epi8(wq, wq),
-                         _mm256_sign_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 64 * h)), wq));
+    auto pair = [&](int j) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[4 * j + 2 * p]));
+        const int8_t* x = xq + 128 * j + 32 * p;
+        const __m256i lo = _mm256_maddubs_epi16(_mm256_and_si256(v, m), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)));
+        const __m256i hi = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), m),
+                                                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 64)));
+        return _mm256_add_epi16(lo, hi);
     };
-    return _mm256_add_epi32(half(0), half(1));
+    const __m256i h = _mm256_hadd_epi16(_mm256_hadd_epi16(pair(0), pair(1)), _mm256_hadd_epi16(pair(2), pair(3)));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(h, _mm256_set1_epi16(1)));
 }
 
-// Four pairs' lanes -> the eight block sums [first blocks of p0..p3 | second blocks of p0..p3].
-inline __m256 block_sums(__m256i p0, __m256i p1, __m256i p2, __m256i p3) {
-    return _mm256_cvtepi32_ps(_mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3)));
+// q8_0: a half's products reach 2 * 127 * 128 in int16, so each pair goes to int32 first and hadd works there.
+inline __m256 four_q8_0r(const block_q8_0r& w, const int8_t* xq, int p) {
+    auto pair = [&](int j) {
+        const int8_t* x = xq + 128 * j + 32 * p;
+        auto half = [&](int h) {
+            const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[j][h][2 * p]));
+            return dot_u8_s8(_mm256_sign_epi8(wq, wq),
+                             _mm256_sign_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 64 * h)), wq));
+        };
+        return _mm256_add_epi32(half(0), half(1));
+    };
+    return _mm256_cvtepi32_ps(_mm256_hadd_epi32(_mm256_hadd_epi32(pair(0), pair(1)), _mm256_hadd_epi32(pair(2), pair(3))));
 }
 
 // x's sixteen per-block values (scales, or d * sum) in the stored scales' lane order: {0, 4, 8, 12, 1, 5, 9,
@@ -110,7 +114,7 @@ inline void lane_order(const float* v, __m256& first, __m256& second) {
 }
 
 // `offset` is q4_0's -8 per quant (0 for q8_0): each block adds dw * (xd * sum - offset * x's d * sum(qs)).
-template <class B, __m256i (*pair)(const B&, const int8_t*, int, int), int offset>
+template <class B, __m256 (*four)(const B&, const int8_t*, int), int offset>
 void band(const B* w, q8_act_row x, int64_t ng, float* y) {
     __m256 acc[k_q4_0r_rows] = {};
     for (int64_t g = 0; g < ng; ++g) {
@@ -129,8 +133,7 @@ void band(const B* w, q8_act_row x, int64_t ng, float* y) {
 #pragma GCC unroll 4
         for (int r = 0; r < k_q4_0r_rows; ++r) {
             const B& wr = w[g * k_q4_0r_rows + r];
-            const __m256 s0 = block_sums(pair(wr, xq, 0, 0), pair(wr, xq, 1, 0), pair(wr, xq, 2, 0), pair(wr, xq, 3, 0));
-            const __m256 s1 = block_sums(pair(wr, xq, 0, 1), pair(wr, xq, 1, 1), pair(wr, xq, 2, 1), pair(wr, xq, 3, 1));
+            const __m256 s0 = four(wr, xq, 0), s1 = four(wr, xq, 1);
             const __m256 d0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wr.d)));
             const __m256 d1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wr.d + 8)));
             acc[r] = _mm256_fmadd_ps(d0, _mm256_fmadd_ps(xd0, s0, xs0), acc[r]);
@@ -142,11 +145,11 @@ void band(const B* w, q8_act_row x, int64_t ng, float* y) {
 }
 
 // w is the first of n_rows rows (a multiple of 4, at a band's start); row_bytes is a row's share of a band.
-template <class B, __m256i (*pair)(const B&, const int8_t*, int, int), int offset>
+template <class B, __m256 (*four)(const B&, const int8_t*, int), int offset>
 void rows_regrouped(const std::byte* w, size_t row_bytes, int64_t n_rows, q8_act_row x, int64_t n, float* y) {
     const int64_t ng = n / (k_qk * k_q4_0r_blocks);
     for (int64_t r = 0; r + k_q4_0r_rows <= n_rows; r += k_q4_0r_rows)
-        band<B, pair, offset>(reinterpret_cast<const B*>(w + r * row_bytes), x, ng, y + r);
+        band<B, four, offset>(reinterpret_cast<const B*>(w + r * row_bytes), x, ng, y + r);
 }
 
 inline __m256 load_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
@@ -247,8 +250,8 @@ const kernel_table k_avx2{
     .rows_q4_0 = rows_q4_0,
     .rows_f16 = rows_half<load_f16, f16_one>,
     .rows_bf16 = rows_half<load_bf16, bf16_one>,
-    .rows_q4_0r = rows_regrouped<block_q4_0r, pair_q4_0r, 8>,
-    .rows_q8_0r = rows_regrouped<block_q8_0r, pair_q8_0r, 0>,
+    .rows_q4_0r = rows_regrouped<block_q4_0r, four_q4_0r, 8>,
+    .rows_q8_0r = rows_regrouped<block_q8_0r, four_q8_0r, 0>,
     .quantize_act = quantize_act,
     .silu_mul = silu_mul,
 };
