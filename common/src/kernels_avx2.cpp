@@ -185,7 +185,7 @@ inline float hmax(__m256 v) {
 // quantize_act_q8's row, bit for bit the scalar one's, as the AVX-512 one is (kernels_avx512.cpp): the same
 // IEEE max, divide and multiply, vcvtps2dq's round to nearest even, the same f16 narrowing of the scale.
 void quantize_act(const float* x, int64_t n, int8_t* qs, float* d, float* dsum) {
-    const int64_t nb = n / k_qk, grouped = nb / 4 * 4;
+    const int64_t nb = n / k_qk;
     const __m256 sign = _mm256_set1_ps(-0.0f);
     for (int64_t b = 0; b < nb; ++b, x += k_qk) {
         __m256 v[4];
@@ -201,8 +201,8 @@ void quantize_act(const float* x, int64_t n, int8_t* qs, float* d, float* dsum) 
         const __m256i bytes = _mm256_permutevar8x32_epi32(
             _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3])),
             _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-        int8_t* first = b < grouped ? qs + (b / 4) * 128 + (b % 4) * 16 : qs + b * k_qk;
-        int8_t* second = b < grouped ? first + 64 : first + 16;
+        int8_t* first = qs + q8_act_index(nb, b, 0);
+        int8_t* second = qs + q8_act_index(nb, b, 16);
         _mm_storeu_si128(reinterpret_cast<__m128i*>(first), _mm256_castsi256_si128(bytes));
         _mm_storeu_si128(reinterpret_cast<__m128i*>(second), _mm256_extracti128_si256(bytes, 1));
         const __m256i s4 = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));

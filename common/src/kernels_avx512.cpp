@@ -262,7 +262,7 @@ inline float hmax(__m512 v) {  // as hsum, with extracts
 // operations, vcvtps2dq rounds to nearest even as nearbyint does, and the scale's f16 rounding is the same
 // round-to-nearest-even narrowing.
 void quantize_act(const float* x, int64_t n, int8_t* qs, float* d, float* dsum) {
-    const int64_t nb = n / k_qk, grouped = nb / 4 * 4;
+    const int64_t nb = n / k_qk;
     const __m512 sign = _mm512_set1_ps(-0.0f);
     for (int64_t b = 0; b < nb; ++b, x += k_qk) {
         const __m512 lo = _mm512_loadu_ps(x), hi = _mm512_loadu_ps(x + 16);
@@ -270,10 +270,9 @@ void quantize_act(const float* x, int64_t n, int8_t* qs, float* d, float* dsum) 
         const float step = amax / 127.0f;
         const __m512 id = _mm512_set1_ps(step != 0.0f ? 127.0f / amax : 0.0f);
         const __m512i qlo = _mm512_cvtps_epi32(_mm512_mul_ps(lo, id)), qhi = _mm512_cvtps_epi32(_mm512_mul_ps(hi, id));
-        // Halves go where q8_act_index puts them: a group's 128 bytes hold its four first halves, then its
-        // four second halves; blocks past the last group are plain.
-        int8_t* first = b < grouped ? qs + (b / 4) * 128 + (b % 4) * 16 : qs + b * k_qk;
-        int8_t* second = b < grouped ? first + 64 : first + 16;
+        // Halves go where q8_act_index puts them (four-block groups hold their first halves, then their second).
+        int8_t* first = qs + q8_act_index(nb, b, 0);
+        int8_t* second = qs + q8_act_index(nb, b, 16);
         _mm_storeu_si128(reinterpret_cast<__m128i*>(first), _mm512_cvtepi32_epi8(qlo));
         _mm_storeu_si128(reinterpret_cast<__m128i*>(second), _mm512_cvtepi32_epi8(qhi));
         // Small integers (|sum| <= 32 * 127): exact in f32 whatever the order of the additions.
