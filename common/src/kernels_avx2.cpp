@@ -1,6 +1,9 @@
 // AVX2 + FMA + F16C kernels: one quant block per 256-bit register. Called only after cpu_features_detect().
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "common/kernels.h"
 
 namespace mm {
@@ -244,6 +247,100 @@ void silu_mul(const float* g, const float* u, float* y, int64_t n) {
     if (i < n) kernels_scalar().silu_mul(g + i, u ? u + i : nullptr, y + i, n - i);
 }
 
+// The lanes of the first `left` floats (all eight when left >= 8), for maskload / maskstore.
+inline __m256i first_lanes(int left) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// Hints for n rows (none when n <= 0) of d floats, stride floats apart.
+inline void prefetch_rows(const float* p, int64_t stride, int n, int d) {
+    for (int r = 0; r < n; ++r)
+        for (int i = 0; i < d; i += 16) _mm_prefetch(reinterpret_cast<const char*>(p + r * stride + i), _MM_HINT_T0);
+}
+
+// As the AVX-512 attend_values, with 8-float chunks: rows lane0 .. lane0 + 3, C chunks from c0.
+template <int C>
+void attend_values(const float* pt, int lane0, int n_rows, const float* v, int64_t kv_stride, int n_kv, int c0, int d,
+                   const float* inv, float* y) {
+    __m256 acc[4][C] = {};
+    __m256i m[C];
+    for (int c = 0; c < C; ++c) m[c] = first_lanes(d - c0 - 8 * c);
+    for (int j = 0; j < n_kv; ++j) {
+        const float* vj = v + j * kv_stride + c0;
+        __m256 vv[C];
+        for (int c = 0; c < C; ++c) vv[c] = _mm256_maskload_ps(vj + 8 * c, m[c]);
+        const float* p = pt + 8 * j + lane0;
+        for (int r = 0; r < 4; ++r) {
+            const __m256 b = _mm256_broadcast_ss(p + r);
+            for (int c = 0; c < C; ++c) acc[r][c] = _mm256_fmadd_ps(b, vv[c], acc[r][c]);
+        }
+    }
+    for (int r = 0; r < 4; ++r)  // a fixed count (and a test inside) keeps acc in registers
+        if (r < n_rows)
+            for (int c = 0; c < C; ++c)
+                _mm256_maskstore_ps(y + static_cast<int64_t>(r) * d + c0 + 8 * c, m[c],
+                                    _mm256_mul_ps(acc[r][c], _mm256_set1_ps(inv[lane0 + r])));
+}
+
+// As the AVX-512 attend, eight query rows at a time down the lanes; scratch as attend_scratch_floats sizes it.
+void attend(const float* q, int n_q, const float* k, const float* v, int64_t kv_stride, int n_kv, int d, float scale,
+            float* y, float* scratch) {
+    float* qt = scratch;          // [d, 8]
+    float* pt = scratch + 8 * d;  // [n_kv, 8]
+    for (int r0 = 0; r0 < n_q; r0 += 8) {
+        const int nr = std::min(8, n_q - r0);
+        const float* qg = q + static_cast<int64_t>(r0) * d;
+        for (int i = 0; i < d; ++i)
+            for (int r = 0; r < 8; ++r) qt[8 * i + r] = r < nr ? qg[static_cast<int64_t>(r) * d + i] * scale : 0.0f;
+        __m256 mx = _mm256_set1_ps(-INFINITY);
+        int j = 0;
+        if (r0 == 0) {  // the rows the loop below does not fetch ahead
+            prefetch_rows(k, kv_stride, std::min(32, n_kv), d);
+            prefetch_rows(v, kv_stride, std::min(32, n_kv), d);
+        }
+        for (; j + 8 <= n_kv; j += 8) {
+            prefetch_rows(k + (j + 32) * kv_stride, kv_stride, std::min(8, n_kv - j - 32), d);
+            prefetch_rows(v + (j + 32) * kv_stride, kv_stride, std::min(8, n_kv - j - 32), d);
+            const float* kj = k + j * kv_stride;
+            __m256 a[8];
+            for (__m256& x : a) x = _mm256_setzero_ps();
+            for (int i = 0; i < d; ++i) {
+                const __m256 qi = _mm256_loadu_ps(qt + 8 * i);
+                for (int u = 0; u < 8; ++u) a[u] = _mm256_fmadd_ps(_mm256_broadcast_ss(kj + u * kv_stride + i), qi, a[u]);
+            }
+            for (int u = 0; u < 8; ++u) {
+                _mm256_storeu_ps(pt + 8 * (j + u), a[u]);
+                mx = _mm256_max_ps(mx, a[u]);
+            }
+        }
+        for (; j < n_kv; ++j) {
+            const float* kj = k + j * kv_stride;
+            __m256 a = _mm256_setzero_ps();
+            for (int i = 0; i < d; ++i) a = _mm256_fmadd_ps(_mm256_broadcast_ss(kj + i), _mm256_loadu_ps(qt + 8 * i), a);
+            _mm256_storeu_ps(pt + 8 * j, a);
+            mx = _mm256_max_ps(mx, a);
+        }
+        __m256d sum_lo = _mm256_setzero_pd(), sum_hi = sum_lo;
+        for (j = 0; j < n_kv; ++j) {
+            const __m256 e = exp_ps(_mm256_max_ps(_mm256_sub_ps(_mm256_loadu_ps(pt + 8 * j), mx), _mm256_set1_ps(-87.0f)));
+            _mm256_storeu_ps(pt + 8 * j, e);
+            sum_lo = _mm256_add_pd(sum_lo, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+            sum_hi = _mm256_add_pd(sum_hi, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+        }
+        alignas(32) float inv[8];
+        _mm_store_ps(inv, _mm256_cvtpd_ps(_mm256_div_pd(_mm256_set1_pd(1.0), sum_lo)));
+        _mm_store_ps(inv + 4, _mm256_cvtpd_ps(_mm256_div_pd(_mm256_set1_pd(1.0), sum_hi)));
+        float* yg = y + static_cast<int64_t>(r0) * d;
+        for (int r = 0; r < nr; r += 4)
+            for (int c0 = 0; c0 < d; c0 += 16) {
+                float* yr = yg + static_cast<int64_t>(r) * d;
+                const int rows = std::min(4, nr - r);
+                if (d - c0 > 8) attend_values<2>(pt, r, rows, v, kv_stride, n_kv, c0, d, inv, yr);
+                else attend_values<1>(pt, r, rows, v, kv_stride, n_kv, c0, d, inv, yr);
+            }
+    }
+}
+
 const kernel_table k_avx2{
     .isa = "avx2",
     .rows_q8_0 = rows_q8_0,
@@ -254,6 +351,7 @@ const kernel_table k_avx2{
     .rows_q8_0r = rows_regrouped<block_q8_0r, four_q8_0r, 0>,
     .quantize_act = quantize_act,
     .silu_mul = silu_mul,
+    .attend = attend,
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "common/kernels.h"
 
@@ -306,6 +307,108 @@ void silu_mul(const float* g, const float* u, float* y, int64_t n) {
     }
 }
 
+// Hints for n rows (none when n <= 0) of d floats, stride floats apart.
+inline void prefetch_rows(const float* p, int64_t stride, int n, int d) {
+    for (int r = 0; r < n; ++r)
+        for (int i = 0; i < d; i += 16) _mm_prefetch(reinterpret_cast<const char*>(p + r * stride + i), _MM_HINT_T0);
+}
+
+// attend's last step for rows lane0 .. lane0 + 3 of the group and C 16-float chunks of the head from c0:
+// y[r][c] = inv[r] * sum_j p[j][r] v[j][c], the rows' probabilities broadcast from their lanes of pt.
+template <int C>
+void attend_values(const float* pt, int lane0, int n_rows, const float* v, int64_t kv_stride, int n_kv, int c0, int d,
+                   const float* inv, float* y) {
+    __m512 acc[4][C] = {};
+    __mmask16 m[C];
+    for (int c = 0; c < C; ++c) {
+        const int left = d - c0 - 16 * c;
+        m[c] = left >= 16 ? 0xffff : static_cast<__mmask16>((1u << left) - 1);
+    }
+    for (int j = 0; j < n_kv; ++j) {
+        const float* vj = v + j * kv_stride + c0;
+        __m512 vv[C];
+        for (int c = 0; c < C; ++c) vv[c] = _mm512_maskz_loadu_ps(m[c], vj + 16 * c);
+        const float* p = pt + 16 * j + lane0;
+        for (int r = 0; r < 4; ++r) {
+            const __m512 b = _mm512_set1_ps(p[r]);
+            for (int c = 0; c < C; ++c) acc[r][c] = _mm512_fmadd_ps(b, vv[c], acc[r][c]);
+        }
+    }
+    for (int r = 0; r < 4; ++r)  // a fixed count (and a test inside) keeps acc in registers
+        if (r < n_rows)
+            for (int c = 0; c < C; ++c)
+                _mm512_mask_storeu_ps(y + static_cast<int64_t>(r) * d + c0 + 16 * c, m[c],
+                                      _mm512_mul_ps(acc[r][c], _mm512_set1_ps(inv[lane0 + r])));
+}
+
+// Sixteen query rows at a time down the lanes: a score is d FMAs of a broadcast key element with the rows'
+// (scaled) query elements, four keys at once; the softmax then runs on whole vectors, its sum in double.
+void attend(const float* q, int n_q, const float* k, const float* v, int64_t kv_stride, int n_kv, int d, float scale,
+            float* y, float* scratch) {
+    float* qt = scratch;           // [d, 16]
+    float* pt = scratch + 16 * d;  // [n_kv, 16]: scores, then e^(score - max)
+    for (int r0 = 0; r0 < n_q; r0 += 16) {
+        const int nr = std::min(16, n_q - r0);
+        const float* qg = q + static_cast<int64_t>(r0) * d;
+        for (int i = 0; i < d; ++i)
+            for (int r = 0; r < 16; ++r) qt[16 * i + r] = r < nr ? qg[static_cast<int64_t>(r) * d + i] * scale : 0.0f;
+        __m512 mx = _mm512_set1_ps(-INFINITY);
+        int j = 0;
+        if (r0 == 0) {  // the rows the loop below does not fetch ahead
+            prefetch_rows(k, kv_stride, std::min(32, n_kv), d);
+            prefetch_rows(v, kv_stride, std::min(32, n_kv), d);
+        }
+        for (; j + 8 <= n_kv; j += 8) {
+            // The cache rows come from DRAM (decode's weight stream has evicted them): fetch K and V rows
+            // 32 keys ahead, which keeps the FMAs, not the memory latency, the limit.
+            prefetch_rows(k + (j + 32) * kv_stride, kv_stride, std::min(8, n_kv - j - 32), d);
+            prefetch_rows(v + (j + 32) * kv_stride, kv_stride, std::min(8, n_kv - j - 32), d);
+            const float* kj = k + j * kv_stride;
+            // Eight keys' chains, so FMA latency (4 cycles, 2 issued per cycle) is covered.
+            __m512 a[8];
+            for (__m512& x : a) x = _mm512_setzero_ps();
+            for (int i = 0; i < d; ++i) {
+                const __m512 qi = _mm512_loadu_ps(qt + 16 * i);
+                for (int u = 0; u < 8; ++u) a[u] = _mm512_fmadd_ps(_mm512_set1_ps(kj[u * kv_stride + i]), qi, a[u]);
+            }
+            for (int u = 0; u < 8; ++u) {
+                _mm512_storeu_ps(pt + 16 * (j + u), a[u]);
+                mx = _mm512_max_ps(mx, a[u]);
+            }
+        }
+        for (; j < n_kv; ++j) {
+            const float* kj = k + j * kv_stride;
+            __m512 a = _mm512_setzero_ps();
+            for (int i = 0; i < d; ++i) a = _mm512_fmadd_ps(_mm512_set1_ps(kj[i]), _mm512_loadu_ps(qt + 16 * i), a);
+            _mm512_storeu_ps(pt + 16 * j, a);
+            mx = _mm512_max_ps(mx, a);
+        }
+        // Scores at or below the max: clamped at -87, where e^x (1.6e-38) is nothing beside the max's 1.
+        __m512d sum_lo = _mm512_setzero_pd(), sum_hi = sum_lo;
+        for (j = 0; j < n_kv; ++j) {
+            const __m512 e = exp_ps(_mm512_max_ps(_mm512_sub_ps(_mm512_loadu_ps(pt + 16 * j), mx), _mm512_set1_ps(-87.0f)));
+            _mm512_storeu_ps(pt + 16 * j, e);
+            sum_lo = _mm512_add_pd(sum_lo, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 0)));
+            sum_hi = _mm512_add_pd(sum_hi, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 1)));
+        }
+        alignas(64) float inv[16];
+        _mm256_store_ps(inv, _mm512_cvtpd_ps(_mm512_div_pd(_mm512_set1_pd(1.0), sum_lo)));
+        _mm256_store_ps(inv + 8, _mm512_cvtpd_ps(_mm512_div_pd(_mm512_set1_pd(1.0), sum_hi)));
+        float* yg = y + static_cast<int64_t>(r0) * d;
+        for (int r = 0; r < nr; r += 4)
+            for (int c0 = 0; c0 < d; c0 += 64) {
+                float* yr = yg + static_cast<int64_t>(r) * d;
+                const int rows = std::min(4, nr - r);
+                switch (std::min(4, (d - c0 + 15) / 16)) {
+                    case 1: attend_values<1>(pt, r, rows, v, kv_stride, n_kv, c0, d, inv, yr); break;
+                    case 2: attend_values<2>(pt, r, rows, v, kv_stride, n_kv, c0, d, inv, yr); break;
+                    case 3: attend_values<3>(pt, r, rows, v, kv_stride, n_kv, c0, d, inv, yr); break;
+                    default: attend_values<4>(pt, r, rows, v, kv_stride, n_kv, c0, d, inv, yr); break;
+                }
+            }
+    }
+}
+
 const kernel_table k_avx512{
     .isa = "avx512",
     .rows_q8_0 = rows_q8_0,
@@ -316,6 +419,7 @@ const kernel_table k_avx512{
     .rows_q8_0r = rows_regrouped<block_q8_0r, sixteen_q8_0r, 0>,
     .quantize_act = quantize_act,
     .silu_mul = silu_mul,
+    .attend = attend,
 };
 
 }  // namespace

@@ -74,6 +74,33 @@ void silu_mul(const float* g, const float* u, float* y, int64_t n) {
     }
 }
 
+// Scores, a softmax with its sum in double, then the probability-weighted mean of v, row by row.
+void attend(const float* q, int n_q, const float* k, const float* v, int64_t kv_stride, int n_kv, int d, float scale,
+            float* y, float* scratch) {
+    for (int r = 0; r < n_q; ++r) {
+        const float* qr = q + static_cast<int64_t>(r) * d;
+        float* s = scratch;
+        float mx = -INFINITY;
+        for (int j = 0; j < n_kv; ++j) {
+            const float* kj = k + j * kv_stride;
+            float a = 0.0f;
+            for (int i = 0; i < d; ++i) a += qr[i] * kj[i];
+            s[j] = a * scale;
+            mx = std::max(mx, s[j]);
+        }
+        double sum = 0.0;
+        for (int j = 0; j < n_kv; ++j) sum += (s[j] = std::exp(s[j] - mx));
+        const float inv = static_cast<float>(1.0 / sum);
+        float* yr = y + static_cast<int64_t>(r) * d;
+        std::fill(yr, yr + d, 0.0f);
+        for (int j = 0; j < n_kv; ++j) {
+            const float p = s[j] * inv;
+            const float* vj = v + j * kv_stride;
+            for (int i = 0; i < d; ++i) yr[i] += p * vj[i];
+        }
+    }
+}
+
 const kernel_table k_scalar{
     .isa = "scalar",
     .rows_q8_0 = rows_q8_0,
@@ -82,6 +109,7 @@ const kernel_table k_scalar{
     .rows_bf16 = rows_half<bf16_to_f32>,
     .quantize_act = quantize_act,
     .silu_mul = silu_mul,
+    .attend = attend,
 };
 
 }  // namespace

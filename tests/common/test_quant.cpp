@@ -2,6 +2,7 @@
 // this CPU has (scalar, AVX2, AVX-512) against a double-precision reference on the dequantized weights.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -277,6 +278,44 @@ TEST(kernels, every_silu_matches_the_exact_one) {
                 }
             }
     }
+}
+
+// One query group's attention in every table against the same in double: query counts around the vector
+// kernels' 8 / 16 lanes and their 4-row tiles, head sizes around their chunks (1 to 128), key counts around
+// their 4-key steps, and K / V rows farther apart than d as in the cache. Inputs N(0, 1): each output is a
+// weighted mean of v, its f32 error about sqrt(n_kv) u |v| plus the scores' d-term dots (1e-6 here); 1e-5
+// is ten times that. A key too many or too few moves an output by ~|v| / n_kv >= 4e-3, a query row's
+// probabilities in another's lane by far more.
+TEST(kernels, every_attend_matches_the_exact_one) {
+    for (const kernel_table* kt : tables())
+        for (const int n_q : {1, 3, 8, 13, 21})
+            for (const int d : {1, 7, 16, 33, 64, 128})
+                for (const int n_kv : {1, 3, 6, 263}) {
+                    const int64_t stride = 2 * d + 3;
+                    const auto q = test::random_gaussian(static_cast<size_t>(n_q * d), 21);
+                    const auto k = test::random_gaussian(static_cast<size_t>(n_kv * stride), 22);
+                    const auto v = test::random_gaussian(static_cast<size_t>(n_kv * stride), 23);
+                    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+                    std::vector<float> y(static_cast<size_t>(n_q * d), NAN), scratch(attend_scratch_floats(n_kv, d));
+                    kt->attend(q.data(), n_q, k.data(), v.data(), stride, n_kv, d, scale, y.data(), scratch.data());
+                    for (int r = 0; r < n_q; ++r) {
+                        std::vector<double> p(static_cast<size_t>(n_kv));
+                        for (int j = 0; j < n_kv; ++j) {
+                            double a = 0;
+                            for (int i = 0; i < d; ++i) a += double{q[r * d + i]} * k[j * stride + i];
+                            p[j] = a * scale;
+                        }
+                        const double mx = *std::max_element(p.begin(), p.end());
+                        double sum = 0;
+                        for (double& e : p) sum += (e = std::exp(e - mx));
+                        for (int i = 0; i < d; ++i) {
+                            double want = 0;
+                            for (int j = 0; j < n_kv; ++j) want += p[j] / sum * v[j * stride + i];
+                            EXPECT_NEAR(y[r * d + i], want, 1e-5)
+                                << kt->isa << " n_q " << n_q << " d " << d << " n_kv " << n_kv << " row " << r << " i " << i;
+                        }
+                    }
+                }
 }
 
 TEST(kernels, best_table_is_the_widest_the_cpu_has) {
