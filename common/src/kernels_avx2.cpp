@@ -98,7 +98,9 @@ inline __m256 four_q8_0r(const block_q8_0r& w, const int8_t* xq, int p) {
     auto pair = [&](int j) {
         const int8_t* x = xq + 128 * j + 32 * p;
         auto half = [&](int h) {
-            const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[j][h][2 * p]));
+            // Stored offset-binary (dtype.h); maddubs would saturate on 255 * 127 pairs, so back to signed.
+            const __m256i wq = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs[j][h][2 * p])),
+                                                _mm256_set1_epi8(static_cast<char>(0x80)));
             return dot_u8_s8(_mm256_sign_epi8(wq, wq),
                              _mm256_sign_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 64 * h)), wq));
         };

@@ -158,13 +158,15 @@ void rows_q4_0(const std::byte* w, size_t row_bytes, int64_t n_rows, q8_act_row 
 }
 
 // q4_0r / q8_0r: sixteen blocks' quants in plain loads and their scales in one, already in sum_groups' lane
-// order; a four-row band's rows share the activation loads and meet in one reduction each at the end. The
-// integer sums are exact, so results differ from the plain kernels only in the order of their f32 additions.
+// order; a four-row band's rows share the activation loads and meet in one reduction each at the end. Both
+// hold unsigned quants (q4_0's nibbles, q8_0r's offset-binary bytes), so vpdpbusd takes them as they are and
+// each block's offset (8 or 128 times sum(x)) comes off in its own FMA. The integer sums are exact, so
+// results differ from the plain kernels only in the order and grouping of their f32 operations.
 struct band_acts {
-    __m512 xd, xdsum;  // the sixteen blocks' activation scales and d * sum(qs), in lane order
+    __m512 xd, xoff;  // the sixteen blocks' activation scales and offset * d * sum(qs), in lane order
 };
 
-inline __m512 sixteen_q4_0r(const block_q4_0r& w, const int8_t* xq, const band_acts& a, __m512 acc, __m512& corr) {
+inline __m512i sums_q4_0r(const block_q4_0r& w, const int8_t* xq) {
     const __m512i m = _mm512_set1_epi8(0x0f);
     auto group = [&](int j) {
         const __m512i v = _mm512_loadu_si512(w.qs[4 * j]);
@@ -172,21 +174,23 @@ inline __m512 sixteen_q4_0r(const block_q4_0r& w, const int8_t* xq, const band_a
         return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xq + 128 * j)),
                                    hi, _mm512_loadu_si512(xq + 128 * j + 64));
     };
-    const __m512i sums = sum_groups(group(0), group(1), group(2), group(3));
-    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.d)));
-    corr = _mm512_fmadd_ps(dw, a.xdsum, corr);  // q4_0's -8, as row_q4_0 folds it
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_mul_ps(dw, a.xd), acc);
+    return sum_groups(group(0), group(1), group(2), group(3));
 }
 
-inline __m512 sixteen_q8_0r(const block_q8_0r& w, const int8_t* xq, const band_acts& a, __m512 acc, __m512&) {
+inline __m512i sums_q8_0r(const block_q8_0r& w, const int8_t* xq) {
     auto group = [&](int j) {
         const __m512i lo = _mm512_loadu_si512(w.qs[j][0]), hi = _mm512_loadu_si512(w.qs[j][1]);
-        return dot_s8(dot_s8(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xq + 128 * j)), hi,
-                      _mm512_loadu_si512(xq + 128 * j + 64));
+        return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xq + 128 * j)),
+                                   hi, _mm512_loadu_si512(xq + 128 * j + 64));
     };
-    const __m512i sums = sum_groups(group(0), group(1), group(2), group(3));
+    return sum_groups(group(0), group(1), group(2), group(3));
+}
+
+// acc + sum over the sixteen blocks of d_w * (d_x * sums - offset * d_x * sum(x)).
+template <class B, __m512i (*sums)(const B&, const int8_t*)>
+inline __m512 sixteen_regrouped(const B& w, const int8_t* xq, const band_acts& a, __m512 acc) {
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.d)));
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_mul_ps(dw, a.xd), acc);
+    return _mm512_fmadd_ps(dw, _mm512_fmsub_ps(a.xd, _mm512_cvtepi32_ps(sums(w, xq)), a.xoff), acc);
 }
 
 // A horizontal sum with extracts, not casts: gcc 12's cast intrinsics (inside _mm512_reduce_add_ps too) trip
@@ -199,34 +203,35 @@ inline float hsum(__m512 v) {
 }
 
 // One four-row band: its bytes are read front to back, each stretch's four rows side by side. `offset` is
-// the q4_0 -8 per quant (0 for q8_0), applied to the d * sum(x) terms the block kernel gathers.
-template <class B, __m512 (*sixteen)(const B&, const int8_t*, const band_acts&, __m512, __m512&)>
+// the quants' unsigned offset (q4_0's 8, q8_0r's 128).
+template <class B, __m512i (*sums)(const B&, const int8_t*)>
 void band(const B* w, q8_act_row x, int64_t ng, float offset, float* y) {
     const __m512i blk = lane_blocks();
-    __m512 acc[k_q4_0r_rows] = {}, corr[k_q4_0r_rows] = {};
+    const __m512 off = _mm512_set1_ps(offset);
+    __m512 acc[k_q4_0r_rows] = {};
     for (int64_t g = 0; g < ng; ++g) {
         const int64_t b0 = g * k_q4_0r_blocks;
         const band_acts a{_mm512_permutexvar_ps(blk, _mm512_loadu_ps(x.d + b0)),
-                          _mm512_permutexvar_ps(blk, _mm512_loadu_ps(x.dsum + b0))};
+                          _mm512_mul_ps(off, _mm512_permutexvar_ps(blk, _mm512_loadu_ps(x.dsum + b0)))};
         const int8_t* xq = x.qs + b0 * k_qk;
         // About 4 KB ahead: measured level with or ahead of the plain kernels from DRAM (bench_runtime), where
         // the hardware prefetcher alone left q8_0r 10-20 % behind. Past the band's end it is only a hint.
         constexpr int64_t stride = k_q4_0r_rows * sizeof(B), lead = (4096 + stride - 1) / stride;
         const char* ahead = reinterpret_cast<const char*>(w + (g + lead) * k_q4_0r_rows);
-        for (size_t off = 0; off < k_q4_0r_rows * sizeof(B); off += 64) _mm_prefetch(ahead + off, _MM_HINT_T0);
+        for (size_t at = 0; at < k_q4_0r_rows * sizeof(B); at += 64) _mm_prefetch(ahead + at, _MM_HINT_T0);
 #pragma GCC unroll 4
-        for (int r = 0; r < k_q4_0r_rows; ++r) acc[r] = sixteen(w[g * k_q4_0r_rows + r], xq, a, acc[r], corr[r]);
+        for (int r = 0; r < k_q4_0r_rows; ++r) acc[r] = sixteen_regrouped<B, sums>(w[g * k_q4_0r_rows + r], xq, a, acc[r]);
     }
 #pragma GCC unroll 4
-    for (int r = 0; r < k_q4_0r_rows; ++r) y[r] = hsum(_mm512_fnmadd_ps(_mm512_set1_ps(offset), corr[r], acc[r]));
+    for (int r = 0; r < k_q4_0r_rows; ++r) y[r] = hsum(acc[r]);
 }
 
 // w is the first of n_rows rows (a multiple of 4, at a band's start); row_bytes is a row's share of a band.
-template <class B, __m512 (*sixteen)(const B&, const int8_t*, const band_acts&, __m512, __m512&), int offset>
+template <class B, __m512i (*sums)(const B&, const int8_t*), int offset>
 void rows_regrouped(const std::byte* w, size_t row_bytes, int64_t n_rows, q8_act_row x, int64_t n, float* y) {
     const int64_t ng = n / (k_qk * k_q4_0r_blocks);
     for (int64_t r = 0; r + k_q4_0r_rows <= n_rows; r += k_q4_0r_rows)
-        band<B, sixteen>(reinterpret_cast<const B*>(w + r * row_bytes), x, ng, static_cast<float>(offset), y + r);
+        band<B, sums>(reinterpret_cast<const B*>(w + r * row_bytes), x, ng, static_cast<float>(offset), y + r);
 }
 
 inline __m512 load_f16(const uint16_t* p, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
@@ -415,8 +420,8 @@ const kernel_table k_avx512{
     .rows_q4_0 = rows_q4_0,
     .rows_f16 = rows_half<load_f16>,
     .rows_bf16 = rows_half<load_bf16>,
-    .rows_q4_0r = rows_regrouped<block_q4_0r, sixteen_q4_0r, 8>,
-    .rows_q8_0r = rows_regrouped<block_q8_0r, sixteen_q8_0r, 0>,
+    .rows_q4_0r = rows_regrouped<block_q4_0r, sums_q4_0r, 8>,
+    .rows_q8_0r = rows_regrouped<block_q8_0r, sums_q8_0r, 128>,
     .quantize_act = quantize_act,
     .silu_mul = silu_mul,
     .attend = attend,

@@ -94,7 +94,8 @@ void unpack_q4_0r(const block_q4_0r* x, block_q4_0* y, int64_t rows, int64_t col
 void repack_q8_0r(const block_q8_0* x, block_q8_0r* y, int64_t rows, int64_t cols) {
     each_stretch(x, y, rows, cols, [](const block_q8_0* in, block_q8_0r& out) {
         for (int b = 0; b < k_q4_0r_blocks; ++b)
-            for (int h = 0; h < 2; ++h) std::memcpy(out.qs[b / 4][h][b % 4], in[b].qs + 16 * h, 16);
+            for (int h = 0; h < 2; ++h)
+                for (int i = 0; i < 16; ++i) out.qs[b / 4][h][b % 4][i] = static_cast<uint8_t>(in[b].qs[16 * h + i] + 128);
         for (int l = 0; l < k_q4_0r_blocks; ++l) out.d[l] = in[k_q4_0r_lane_block[l]].d;
     });
 }
@@ -102,7 +103,8 @@ void repack_q8_0r(const block_q8_0* x, block_q8_0r* y, int64_t rows, int64_t col
 void unpack_q8_0r(const block_q8_0r* x, block_q8_0* y, int64_t rows, int64_t cols) {
     each_stretch(y, x, rows, cols, [](block_q8_0* out, const block_q8_0r& in) {
         for (int b = 0; b < k_q4_0r_blocks; ++b)
-            for (int h = 0; h < 2; ++h) std::memcpy(out[b].qs + 16 * h, in.qs[b / 4][h][b % 4], 16);
+            for (int h = 0; h < 2; ++h)
+                for (int i = 0; i < 16; ++i) out[b].qs[16 * h + i] = static_cast<int8_t>(in.qs[b / 4][h][b % 4][i] - 128);
         for (int l = 0; l < k_q4_0r_blocks; ++l) out[k_q4_0r_lane_block[l]].d = in.d[l];
     });
 }

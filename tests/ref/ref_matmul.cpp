@@ -67,7 +67,7 @@ std::vector<float> dequantize_matrix(dtype t, const void* data, int64_t rows, in
     // Read from the definitions: bands of 4 rows; in a band, per 512-element stretch, each row's piece side
     // by side: 16 blocks' quants, then their f16 scales, block 4j + k's at slot 4k + j. q4_0r quants: each
     // block's 16 bytes in turn (low nibbles elements 0..15, high 16..31); q8_0r: four-block groups, each
-    // the four blocks' elements 0..15, then their elements 16..31.
+    // the four blocks' elements 0..15, then their elements 16..31, every byte q + 128.
     const bool q4 = t == dtype::q4_0r;
     const int64_t piece_bytes = q4 ? 288 : 544, quant_bytes = q4 ? 256 : 512;
     std::vector<float> out(static_cast<size_t>(rows * cols));
@@ -87,8 +87,8 @@ std::vector<float> dequantize_matrix(dtype t, const void* data, int64_t rows, in
                     o[16 + e] = static_cast<float>(d * ((v >> 4) - 8));
                 } else {
                     const uint8_t* grp = piece + (i / 4) * 128 + (i % 4) * 16;
-                    o[e] = static_cast<float>(d * static_cast<int8_t>(grp[e]));
-                    o[16 + e] = static_cast<float>(d * static_cast<int8_t>(grp[64 + e]));
+                    o[e] = static_cast<float>(d * (grp[e] - 128));  // stored q + 128
+                    o[16 + e] = static_cast<float>(d * (grp[64 + e] - 128));
                 }
             }
         }

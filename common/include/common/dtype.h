@@ -45,9 +45,11 @@ constexpr int k_q4_0r_lane_block[k_q4_0r_blocks] = {0, 4, 8, 12, 1, 5, 9, 13, 2,
 
 // q8_0r: q8_0 in q4_0r's bands and stretches. A block_q8_0r's quants go in four-block groups (blocks 4j..4j+3),
 // each group the four blocks' first 16 bytes, then their last 16, so a whole-register load holds one half of
-// four blocks, as the activations are laid out (q8_act_index).
+// four blocks, as the activations are laid out (q8_act_index). They are stored offset-binary, q + 128, so
+// VNNI's unsigned-by-signed dot takes them as they are (the kernels take 128 * sum(x) off per block, as q4_0
+// kernels do 8 * sum(x)).
 struct block_q8_0r {
-    int8_t qs[k_q4_0r_blocks / 4][2][4][k_qk / 2];  // [group][half][block in group][byte]
+    uint8_t qs[k_q4_0r_blocks / 4][2][4][k_qk / 2];  // [group][half][block in group][byte]: q + 128
     uint16_t d[k_q4_0r_blocks];                    // as block_q4_0r's
 };
 static_assert(sizeof(block_q8_0r) == k_q4_0r_blocks * sizeof(block_q8_0));
