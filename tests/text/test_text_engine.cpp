@@ -162,6 +162,47 @@ TEST(text_engine, a_prompt_that_extends_or_repeats_an_earlier_one_reuses_the_cac
     }
 }
 
+// n choices of one prompt prefill it once: the first computes it (a few tokens a step here), the others
+// wait for that and copy its rows, and every choice still answers llama-server's ids. A prompt sharing only
+// the first one's start copies that start and answers as a fresh engine does.
+TEST(text_engine, requests_that_share_a_prompt_prefill_it_once) {
+    fixture f;
+    const json server = test::text_golden("server_greedy_f32.json");
+    const json* c = nullptr;
+    for (const json& k : server["cases"])
+        if (!c || k["prompt_ids"].size() > (*c)["prompt_ids"].size()) c = &k;
+    const auto prompt = (*c)["prompt_ids"].get<std::vector<int32_t>>();
+    ASSERT_GE(prompt.size(), 20u);
+    const auto want = (*c)["generated_ids"].get<std::vector<int32_t>>();
+    const int n = (*c)["n_predict"].get<int>();
+    text_engine e(f.model, f.vocab, f.pool, {.n_parallel = 4, .n_ctx = 256, .max_queue = 8, .prefill_chunk = 4});
+    std::vector<outcome> choices(3);
+    std::vector<generate_job> jobs;
+    for (auto& o : choices) jobs.push_back({greedy_request(prompt, n), o.token_fn(), o.done_fn()});
+    ASSERT_TRUE(e.submit_all(std::move(jobs)));
+    // Same start, another end: only the start is shared.
+    std::vector<int32_t> other(prompt.begin(), prompt.begin() + 14);
+    for (int32_t t : {13, 450, 338}) other.push_back(t);
+    outcome branch;
+    ASSERT_TRUE(e.submit(greedy_request(other, 16), branch.token_fn(), branch.done_fn()));
+    int computed = 0;
+    for (auto& o : choices) {
+        ASSERT_TRUE(o.wait());
+        EXPECT_EQ(o.ids, want) << "every choice answers as llama-server";
+        const int cached = (*o.done)->cached_tokens;
+        if (cached == 0) ++computed;
+        else EXPECT_EQ(cached, static_cast<int>(prompt.size()) - 1) << "a copy holds all but the last prompt token";
+    }
+    EXPECT_EQ(computed, 1) << "one choice computes the prompt";
+    ASSERT_TRUE(branch.wait());
+    EXPECT_EQ((*branch.done)->cached_tokens, 14);
+    text_engine fresh(f.model, f.vocab, f.pool, {.n_parallel = 1, .n_ctx = 256, .max_queue = 1});
+    outcome cold;
+    ASSERT_TRUE(fresh.submit(greedy_request(other, 16), cold.token_fn(), cold.done_fn()));
+    ASSERT_TRUE(cold.wait());
+    EXPECT_EQ(branch.ids, cold.ids);
+}
+
 TEST(text_engine, a_seeded_request_samples_the_same_alone_and_beside_others) {
     fixture f;
     auto sampled = [&](int neighbours) {

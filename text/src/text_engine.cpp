@@ -3,6 +3,8 @@
 #include "text/text_engine.h"
 
 #include <algorithm>
+#include <cstring>
+#include <span>
 
 #include "common/log.h"
 #include "text/kv_cache.h"
@@ -12,6 +14,9 @@
 namespace mm::text {
 
 namespace {
+
+// A queued prompt waits for a running one's prefill only where they share at least this many tokens.
+constexpr size_t k_min_wait = 8;
 
 std::vector<std::string> pieces_of(const tokenizer& t) {
     std::vector<std::string> out;
@@ -144,20 +149,46 @@ void text_engine::loop() {
         slot_used[static_cast<size_t>(s.slot)] = false;
         held[static_cast<size_t>(s.slot)].assign(s.tokens.begin(), s.tokens.begin() + s.pos);
     };
+    auto shared = [](std::span<const int32_t> a, std::span<const int32_t> b) {
+        const size_t n = std::min(a.size(), b.size());
+        return static_cast<size_t>(std::mismatch(a.begin(), a.begin() + static_cast<long>(n), b.begin()).first - a.begin());
+    };
+    // What slot i's rows hold now: a running sequence's fed tokens, or what a free slot kept.
+    auto holds = [&](int i) -> std::span<const int32_t> {
+        if (!slot_used[static_cast<size_t>(i)]) return held[static_cast<size_t>(i)];
+        for (const auto& r : running)
+            if (r->slot == i) return std::span<const int32_t>(r->tokens).first(static_cast<size_t>(r->pos));
+        return {};
+    };
     auto take_slot = [&](sequence& s) {
         size_t best_len = 0;
         int best = -1;
         for (int i = 0; i < p_.n_parallel; ++i) {
             if (slot_used[static_cast<size_t>(i)]) continue;
             const auto& h = held[static_cast<size_t>(i)];
-            const size_t n = std::min(h.size(), s.tokens.size());
-            const size_t same = static_cast<size_t>(std::mismatch(h.begin(), h.begin() + n, s.tokens.begin()).first - h.begin());
+            const size_t same = shared(h, s.tokens);
             // Ties go to the slot holding least, so an idle slot is taken before a long history is overwritten.
             if (best < 0 || same > best_len || (same == best_len && h.size() < held[static_cast<size_t>(best)].size()))
                 best = i, best_len = same;
         }
         // At least the prompt's last token is fed, for the logits of the first new one.
-        const size_t reuse = std::min(best_len, s.tokens.size() - 1);
+        size_t reuse = std::min(best_len, s.tokens.size() - 1);
+        // Another slot, busy or free, may hold more of this prompt (n choices of one prompt, one system prompt
+        // for many users): its rows are copied, not recomputed. They are the same numbers either way, as above.
+        int from = -1;
+        size_t from_len = reuse;
+        for (int i = 0; i < p_.n_parallel; ++i)
+            if (i != best)
+                if (const size_t same = std::min(shared(holds(i), s.tokens), s.tokens.size() - 1); same > from_len)
+                    from = i, from_len = same;
+        if (from >= 0) {
+            const size_t row = static_cast<size_t>(cache.kv_dim()), n = (from_len - reuse) * row * sizeof(float);
+            for (int l = 0; l < model_->hp.n_layer; ++l) {
+                std::memcpy(cache.k(best, l) + reuse * row, cache.k(from, l) + reuse * row, n);
+                std::memcpy(cache.v(best, l) + reuse * row, cache.v(from, l) + reuse * row, n);
+            }
+            reuse = from_len;
+        }
         s.slot = best;
         slot_used[static_cast<size_t>(best)] = true;
         held[static_cast<size_t>(best)].clear();  // rewritten from `reuse` on
@@ -188,12 +219,24 @@ void text_engine::loop() {
                     ++it;
                 }
             }
-            // Requests join between steps, in arrival order, while slots are free.
-            while (!queue_.empty() && static_cast<int>(running.size()) < p_.n_parallel) {
-                auto s = std::move(queue_.front());
-                queue_.pop_front();
-                take_slot(*s);
-                running.push_back(std::move(s));
+            // Requests join between steps, in arrival order, while slots are free. One whose prompt starts as
+            // a running one's still-prefilling prompt does waits until that one has fed the shared part, then
+            // copies it (take_slot): the same first token a step later, at one prefill's cost, not two.
+            auto waits = [&](const sequence& s) {
+                for (const auto& r : running) {
+                    const size_t same = std::min(shared(r->tokens, s.tokens), s.tokens.size() - 1);
+                    if (r->fed < r->tokens.size() && same >= k_min_wait && same > static_cast<size_t>(r->pos)) return true;
+                }
+                return false;
+            };
+            for (auto it = queue_.begin(); it != queue_.end() && static_cast<int>(running.size()) < p_.n_parallel;) {
+                if (waits(**it)) {
+                    ++it;
+                    continue;
+                }
+                take_slot(**it);
+                running.push_back(std::move(*it));
+                it = queue_.erase(it);
             }
             running_ = static_cast<int>(running.size());
         }
