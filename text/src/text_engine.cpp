@@ -219,9 +219,9 @@ void text_engine::loop() {
                     ++it;
                 }
             }
-            // Requests join between steps, in arrival order, while slots are free. One whose prompt starts as
-            // a running one's still-prefilling prompt does waits until that one has fed the shared part, then
-            // copies it (take_slot): the same first token a step later, at one prefill's cost, not two.
+            // Requests join between steps, in arrival order, while slots are free. One whose prompt begins with
+            // what a running sequence is still prefilling waits until that one has fed the shared part, then
+            // copies it (take_slot): its first token a step later, at one prefill's cost, not two.
             auto waits = [&](const sequence& s) {
                 for (const auto& r : running) {
                     const size_t same = std::min(shared(r->tokens, s.tokens), s.tokens.size() - 1);
