@@ -347,7 +347,7 @@ void attend_values(const float* pt, int lane0, int n_rows, const float* v, int64
 }
 
 // Sixteen query rows at a time down the lanes: a score is d FMAs of a broadcast key element with the rows'
-// (scaled) query elements, four keys at once; the softmax then runs on whole vectors, its sum in double.
+// (scaled) query elements, eight keys at once; the softmax then runs on whole vectors, its sum in double.
 void attend(const float* q, int n_q, const float* k, const float* v, int64_t kv_stride, int n_kv, int d, float scale,
             float* y, float* scratch) {
     float* qt = scratch;           // [d, 16]

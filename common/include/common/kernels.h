@@ -63,8 +63,8 @@ struct kernel_table {
     // worth a kernel); y may alias g or u. The vector ones use their own exp and are as close as the scalar one (kernels_avx2.cpp).
     // Null: the scalar one.
     void (*silu_mul)(const float* g, const float* u, float* y, int64_t n) = nullptr;
-    // Attention for one KV head's query group at one token (decode spends a tenth of its time there through
-    // BLAS, whose packing costs more than these small products): y[r] = softmax_j(scale * q[r] . k[j]) . v
+    // Attention for one KV head's query group at one token (a kernel, as BLAS's packing costs more than these
+    // small products): y[r] = softmax_j(scale * q[r] . k[j]) . v
     // over j < n_kv for r < n_q, q's and y's rows d floats apart, k's and v's kv_stride apart. scratch holds
     // attend_scratch_floats(n_kv, d). Null: the scalar one.
     void (*attend)(const float* q, int n_q, const float* k, const float* v, int64_t kv_stride, int n_kv, int d,
