@@ -26,24 +26,29 @@ constexpr int k_spin_iterations = 1 << 15;
 
 thread_pool::thread_pool(int n_threads) {
     n_threads_ = n_threads > 0 ? n_threads : std::max(1u, std::thread::hardware_concurrency());
+    done_ = std::vector<done_flag>(static_cast<size_t>(n_threads_));
     // Our pool owns the cores; OpenBLAS runs single-threaded inside each chunk we hand it.
     openblas_threads_set(1);
     for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
 }
 
 thread_pool::~thread_pool() {
-    stop_.store(true);
+    slot_.stop.store(true);
     {
         std::lock_guard lock(sleep_mu_);
-        generation_.fetch_add(1);
+        slot_.generation.fetch_add(1);
     }
     sleep_cv_.notify_all();
     for (auto& t : threads_) t.join();
 }
 
-void thread_pool::run_job(int index) {
+void thread_pool::run_chunk(int index) {
+    if (index >= slot_.n_chunks) return;
+    const int64_t b = slot_.units * index / slot_.n_chunks * slot_.min_chunk;
+    const int64_t e = std::min(slot_.n, slot_.units * (index + 1) / slot_.n_chunks * slot_.min_chunk);
+    if (b >= e) return;
     t_in_job = true;
-    (*job_)(index);
+    slot_.fn(b, e);
     t_in_job = false;
 }
 
@@ -51,21 +56,33 @@ void thread_pool::worker(int index) {
     uint64_t seen = 0;
     for (;;) {
         int spins = 0;
-        while (generation_.load(std::memory_order_acquire) == seen && spins < k_spin_iterations) {
+        while (slot_.generation.load(std::memory_order_acquire) == seen && spins < k_spin_iterations) {
             MM_PAUSE();
             ++spins;
         }
-        if (generation_.load(std::memory_order_acquire) == seen) {
+        if (slot_.generation.load(std::memory_order_acquire) == seen) {
             std::unique_lock lock(sleep_mu_);
-            sleepers_.fetch_add(1);
-            sleep_cv_.wait(lock, [&] { return generation_.load() != seen; });
-            sleepers_.fetch_sub(1);
+            slot_.sleepers.fetch_add(1);
+            sleep_cv_.wait(lock, [&] { return slot_.generation.load() != seen; });
+            slot_.sleepers.fetch_sub(1);
         }
-        seen = generation_.load(std::memory_order_acquire);
-        if (stop_.load()) return;
-        run_job(index);
-        pending_.fetch_sub(1, std::memory_order_acq_rel);
+        seen = slot_.generation.load(std::memory_order_acquire);
+        if (slot_.stop.load(std::memory_order_relaxed)) return;
+        run_chunk(index);
+        done_[static_cast<size_t>(index)].generation.store(seen, std::memory_order_release);
     }
+}
+
+void thread_pool::publish_and_run() {
+    const uint64_t gen = slot_.generation.load(std::memory_order_relaxed) + 1;
+    slot_.generation.store(gen, std::memory_order_release);
+    if (slot_.sleepers.load() > 0) {
+        std::lock_guard lock(sleep_mu_);  // a worker between its check and its wait sees the new generation
+        sleep_cv_.notify_all();
+    }
+    run_chunk(0);
+    for (int i = 1; i < n_threads_; ++i)
+        while (done_[static_cast<size_t>(i)].generation.load(std::memory_order_acquire) != gen) MM_PAUSE();
 }
 
 void thread_pool::run_on_all(function_ref<void(int)> fn) {
@@ -74,36 +91,33 @@ void thread_pool::run_on_all(function_ref<void(int)> fn) {
         for (int i = 0; i < n_threads_; ++i) fn(i);
         return;
     }
+    // Thread t's chunk of [0, n_threads) is {t}.
+    auto each = [&](int64_t b, int64_t) { fn(static_cast<int>(b)); };
     std::lock_guard call_lock(call_mu_);
-    job_ = &fn;
-    pending_.store(n_threads_ - 1, std::memory_order_relaxed);
-    generation_.fetch_add(1, std::memory_order_acq_rel);
-    if (sleepers_.load() > 0) {
-        std::lock_guard lock(sleep_mu_);  // a worker between its check and its wait sees the new generation
-        sleep_cv_.notify_all();
-    }
-    run_job(0);
-    while (pending_.load(std::memory_order_acquire) != 0) MM_PAUSE();
-    job_ = nullptr;
+    slot_.fn = each;
+    slot_.n = slot_.units = n_threads_;
+    slot_.min_chunk = 1;
+    slot_.n_chunks = n_threads_;
+    publish_and_run();
 }
 
 void thread_pool::parallel_for(int64_t n, function_ref<void(int64_t, int64_t)> fn, int64_t min_chunk) {
     if (n <= 0) return;
     min_chunk = std::max<int64_t>(1, min_chunk);
-    const int64_t n_chunks = std::min<int64_t>(n_threads_, (n + min_chunk - 1) / min_chunk);
+    const int64_t units = (n + min_chunk - 1) / min_chunk;
+    const int64_t n_chunks = std::min<int64_t>(n_threads_, units);
     if (n_chunks <= 1 || t_in_job) {
         fn(0, n);
         return;
     }
     // Static split in units of min_chunk: rows of a weight matrix cost the same, so equal shares balance.
-    const int64_t units = (n + min_chunk - 1) / min_chunk;
-    auto job = [&](int t) {
-        if (t >= n_chunks) return;
-        const int64_t b = units * t / n_chunks * min_chunk;
-        const int64_t e = std::min(n, units * (t + 1) / n_chunks * min_chunk);
-        if (b < e) fn(b, e);
-    };
-    run_on_all(job);
+    std::lock_guard call_lock(call_mu_);
+    slot_.fn = fn;
+    slot_.n = n;
+    slot_.units = units;
+    slot_.min_chunk = min_chunk;
+    slot_.n_chunks = static_cast<int>(n_chunks);
+    publish_and_run();
 }
 
 }  // namespace mm

@@ -11,6 +11,7 @@ template <class Sig> class function_ref;
 template <class R, class... Args>
 class function_ref<R(Args...)> {
 public:
+    function_ref() = default;  // empty, only to be assigned over: calling it is a bug
     template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, function_ref>>>
     function_ref(F&& f)  // NOLINT: implicit on purpose, like std::function
         : obj_(const_cast<void*>(static_cast<const void*>(&f))),
@@ -18,8 +19,8 @@ public:
     R operator()(Args... a) const { return call_(obj_, std::forward<Args>(a)...); }
 
 private:
-    void* obj_;
-    R (*call_)(void*, Args...);
+    void* obj_ = nullptr;
+    R (*call_)(void*, Args...) = nullptr;
 };
 
 }  // namespace mm

@@ -22,7 +22,7 @@ public:
     thread_pool& operator=(const thread_pool&) = delete;
 
     int size() const { return n_threads_; }
-    int sleeping() const { return sleepers_.load(); }  // workers parked on the condition variable
+    int sleeping() const { return slot_.sleepers.load(); }  // workers parked on the condition variable
 
     // Runs fn(begin, end) over [0, n) in contiguous chunks of at least min_chunk, the caller taking
     // part; returns when every chunk is done.
@@ -32,19 +32,31 @@ public:
     void run_on_all(function_ref<void(int)> fn);
 
 private:
+    // A cache line can take ~200 ns to move between two cores (measured on our 2-core EPYC VMs), so all a
+    // worker needs to start a job is one line: the job's own words beside the generation that publishes
+    // them. Each worker reports done on a line of its own. A start then costs one transfer, not one per
+    // pointer chased through the caller's stack frames.
+    struct alignas(64) job_slot {
+        std::atomic<uint64_t> generation{0};
+        function_ref<void(int64_t, int64_t)> fn;
+        int64_t n = 0, units = 0, min_chunk = 1;  // the split: thread t runs chunk t of n_chunks
+        int n_chunks = 0;
+        std::atomic<int> sleepers{0};
+        std::atomic<bool> stop{false};
+    };
+    static_assert(sizeof(job_slot) == 64);
+    struct alignas(64) done_flag {
+        std::atomic<uint64_t> generation{0};
+    };
     void worker(int index);
-    void run_job(int index);
+    void run_chunk(int index);  // this thread's chunk of the published job
+    void publish_and_run();     // with call_mu_ held and slot_ filled in
 
     int n_threads_;
     std::vector<std::thread> threads_;
     std::mutex call_mu_;  // serializes callers
-
-    // The job being run; published by bumping generation_.
-    function_ref<void(int)>* job_ = nullptr;
-    std::atomic<uint64_t> generation_{0};
-    std::atomic<int> pending_{0};
-    std::atomic<bool> stop_{false};
-    std::atomic<int> sleepers_{0};
+    job_slot slot_;
+    std::vector<done_flag> done_;  // [n_threads_]: the generation each worker last finished
     std::mutex sleep_mu_;
     std::condition_variable sleep_cv_;
 };
