@@ -160,6 +160,25 @@ void text_engine::loop() {
             if (r->slot == i) return std::span<const int32_t>(r->tokens).first(static_cast<size_t>(r->pos));
         return {};
     };
+    // Rows take_slot copies between slots: made after the queue's lock is let go (up to tens of MB, which
+    // submitters should not wait on), in the order taken, before the step that reads them.
+    struct row_copy {
+        int from, to;
+        size_t first, end;  // positions
+    };
+    std::vector<row_copy> copies;
+    auto copy_rows = [&] {
+        const size_t row = static_cast<size_t>(cache.kv_dim());
+        for (const row_copy& c : copies)
+            pool_.parallel_for(model_->hp.n_layer, [&](int64_t l0, int64_t l1) {
+                const size_t n = (c.end - c.first) * row * sizeof(float);
+                for (auto l = static_cast<int>(l0); l < l1; ++l) {
+                    std::memcpy(cache.k(c.to, l) + c.first * row, cache.k(c.from, l) + c.first * row, n);
+                    std::memcpy(cache.v(c.to, l) + c.first * row, cache.v(c.from, l) + c.first * row, n);
+                }
+            });
+        copies.clear();
+    };
     auto take_slot = [&](sequence& s) {
         size_t best_len = 0;
         int best = -1;
@@ -182,11 +201,7 @@ void text_engine::loop() {
                 if (const size_t same = std::min(shared(holds(i), s.tokens), s.tokens.size() - 1); same > from_len)
                     from = i, from_len = same;
         if (from >= 0) {
-            const size_t row = static_cast<size_t>(cache.kv_dim()), n = (from_len - reuse) * row * sizeof(float);
-            for (int l = 0; l < model_->hp.n_layer; ++l) {
-                std::memcpy(cache.k(best, l) + reuse * row, cache.k(from, l) + reuse * row, n);
-                std::memcpy(cache.v(best, l) + reuse * row, cache.v(from, l) + reuse * row, n);
-            }
+            copies.push_back({from, best, reuse, from_len});
             reuse = from_len;
         }
         s.slot = best;
@@ -240,6 +255,7 @@ void text_engine::loop() {
             }
             running_ = static_cast<int>(running.size());
         }
+        copy_rows();
         // Cancelled ones leave before the step, so a disconnect costs at most the step in flight.
         std::vector<std::unique_ptr<sequence>> still;
         std::vector<std::pair<std::unique_ptr<sequence>, finish_reason>> finished;
