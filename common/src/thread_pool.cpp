@@ -43,6 +43,7 @@ thread_pool::~thread_pool() {
 }
 
 void thread_pool::run_chunk(int index) {
+    // Static split in units of min_chunk: rows of a weight matrix cost the same, so equal shares balance.
     if (index >= slot_.n_chunks) return;
     const int64_t b = slot_.units * index / slot_.n_chunks * slot_.min_chunk;
     const int64_t e = std::min(slot_.n, slot_.units * (index + 1) / slot_.n_chunks * slot_.min_chunk);
@@ -73,10 +74,18 @@ void thread_pool::worker(int index) {
     }
 }
 
-void thread_pool::publish_and_run() {
+void thread_pool::publish_and_run(function_ref<void(int64_t, int64_t)> fn, int64_t n, int64_t units,
+                                  int64_t min_chunk, int n_chunks) {
+    slot_.fn = fn;
+    slot_.n = n;
+    slot_.units = units;
+    slot_.min_chunk = min_chunk;
+    slot_.n_chunks = n_chunks;
     const uint64_t gen = slot_.generation.load(std::memory_order_relaxed) + 1;
-    slot_.generation.store(gen, std::memory_order_release);
-    if (slot_.sleepers.load() > 0) {
+    // seq_cst, not release: a release store may still sit in this core's store buffer when sleepers is read
+    // below, so a worker parking just then sees the old generation, we see no sleeper, and neither wakes.
+    slot_.generation.store(gen, std::memory_order_seq_cst);
+    if (slot_.sleepers.load(std::memory_order_seq_cst) > 0) {
         std::lock_guard lock(sleep_mu_);  // a worker between its check and its wait sees the new generation
         sleep_cv_.notify_all();
     }
@@ -94,11 +103,7 @@ void thread_pool::run_on_all(function_ref<void(int)> fn) {
     // Thread t's chunk of [0, n_threads) is {t}.
     auto each = [&](int64_t b, int64_t) { fn(static_cast<int>(b)); };
     std::lock_guard call_lock(call_mu_);
-    slot_.fn = each;
-    slot_.n = slot_.units = n_threads_;
-    slot_.min_chunk = 1;
-    slot_.n_chunks = n_threads_;
-    publish_and_run();
+    publish_and_run(each, n_threads_, n_threads_, 1, n_threads_);
 }
 
 void thread_pool::parallel_for(int64_t n, function_ref<void(int64_t, int64_t)> fn, int64_t min_chunk) {
@@ -110,14 +115,8 @@ void thread_pool::parallel_for(int64_t n, function_ref<void(int64_t, int64_t)> f
         fn(0, n);
         return;
     }
-    // Static split in units of min_chunk: rows of a weight matrix cost the same, so equal shares balance.
     std::lock_guard call_lock(call_mu_);
-    slot_.fn = fn;
-    slot_.n = n;
-    slot_.units = units;
-    slot_.min_chunk = min_chunk;
-    slot_.n_chunks = static_cast<int>(n_chunks);
-    publish_and_run();
+    publish_and_run(fn, n, units, min_chunk, static_cast<int>(n_chunks));
 }
 
 }  // namespace mm

@@ -50,7 +50,9 @@ private:
     };
     void worker(int index);
     void run_chunk(int index);  // this thread's chunk of the published job
-    void publish_and_run();     // with call_mu_ held and slot_ filled in
+    // With call_mu_ held: fills slot_, wakes the workers, runs chunk 0 and waits for the rest.
+    void publish_and_run(function_ref<void(int64_t, int64_t)> fn, int64_t n, int64_t units, int64_t min_chunk,
+                         int n_chunks);
 
     int n_threads_;
     std::vector<std::thread> threads_;
