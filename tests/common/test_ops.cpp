@@ -327,12 +327,15 @@ TEST(ops, attention_matches_reference) {
         for (const auto& c : cases) {
             const std::string what = label(c.name, pool);
             const tensor q = random_tensor({c.n_tokens, c.n_head, c.d_head}, 71);
-            const tensor k = random_tensor({c.n_kv, c.n_head_kv, c.d_head}, 72);
-            const tensor v = random_tensor({c.n_kv, c.n_head_kv, c.d_head}, 73);
+            // The cache has rows past n_kv, random like the rest: a kernel that reads them, or walks a head
+            // with the wrong stride, gets a wrong answer.
+            const int64_t n_rows = c.n_kv + 5;
+            const tensor k = random_tensor({c.n_head_kv, n_rows, c.d_head}, 72);
+            const tensor v = random_tensor({c.n_head_kv, n_rows, c.d_head}, 73);
             const float scale = 1.0f / std::sqrt(static_cast<float>(c.d_head));
             tensor y = tensor::zeros(dtype::f32, q.shape());
-            ops::attention(pool, q, k, v, c.pos0, scale, y);
-            const ref::attention_dims d{.n_tokens = c.n_tokens, .n_head = c.n_head, .n_kv = c.n_kv,
+            ops::attention(pool, q, k, v, c.n_kv, c.pos0, scale, y);
+            const ref::attention_dims d{.n_tokens = c.n_tokens, .n_head = c.n_head, .n_kv = c.n_kv, .n_rows = n_rows,
                                         .n_head_kv = c.n_head_kv, .d_head = c.d_head, .pos0 = c.pos0, .scale = scale};
             const auto want = ref::attention(q.f32(), k.f32(), v.f32(), d);
             // Inputs in [-1, 1]: scores are O(1) d_head-term f32 dots (rounding ~ sqrt(128) u ~ 1e-6), the output
@@ -487,7 +490,7 @@ TEST(ops_death, shape_mismatches_abort) {
         {"attention: heads not a multiple of kv heads", [](thread_pool& pool) {
              tensor q = tensor::zeros(dtype::f32, {1, 6, 8}), k = tensor::zeros(dtype::f32, {4, 4, 8});
              tensor y = tensor::zeros(dtype::f32, {1, 6, 8});
-             ops::attention(pool, q, k, k, 0, 1.0f, y);
+             ops::attention(pool, q, k, k, 4, 0, 1.0f, y);
          }},
         {"conv2d: input channels", [](thread_pool& pool) {
              tensor x = tensor::zeros(dtype::f32, {1, 3, 5, 5}), w = tensor::zeros(dtype::f32, {2, 4, 3, 3});

@@ -184,7 +184,7 @@ std::vector<float> attention(std::span<const float> q, std::span<const float> k,
                 double s = 0.0;
                 for (int64_t e = 0; e < d.d_head; ++e)
                     s += static_cast<double>(q[sz((t * d.n_head + h) * d.d_head + e)]) *
-                         k[sz((j * d.n_head_kv + g) * d.d_head + e)];
+                         k[sz((g * d.n_rows + j) * d.d_head + e)];
                 p[sz(j)] = s * d.scale;
             }
             const double mx = *std::max_element(p.begin(), p.end());
@@ -192,7 +192,7 @@ std::vector<float> attention(std::span<const float> q, std::span<const float> k,
             for (double& s : p) sum += (s = std::exp(s - mx));
             for (int64_t e = 0; e < d.d_head; ++e) {
                 double acc = 0.0;
-                for (int64_t j = 0; j <= last; ++j) acc += p[sz(j)] / sum * v[sz((j * d.n_head_kv + g) * d.d_head + e)];
+                for (int64_t j = 0; j <= last; ++j) acc += p[sz(j)] / sum * v[sz((g * d.n_rows + j) * d.d_head + e)];
                 y[sz((t * d.n_head + h) * d.d_head + e)] = static_cast<float>(acc);
             }
         }

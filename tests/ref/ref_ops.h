@@ -43,10 +43,11 @@ struct rope_dims {
 };
 std::vector<float> rope(std::span<const float> x, std::span<const int32_t> positions, rope_dims d);
 
-// q[n_tokens, n_head, d_head], k / v[n_kv, n_head_kv, d_head]. Query i sits at pos0 + i and sees keys
-// 0..min(pos0 + i, n_kv - 1); head h reads KV head h / (n_head / n_head_kv). Returns [n_tokens, n_head, d_head].
+// q[n_tokens, n_head, d_head], k / v[n_head_kv, n_rows, d_head], of which rows 0..n_kv-1 hold keys. Query i
+// sits at pos0 + i and sees keys 0..min(pos0 + i, n_kv - 1); head h reads KV head h / (n_head / n_head_kv).
+// Returns [n_tokens, n_head, d_head].
 struct attention_dims {
-    int64_t n_tokens, n_head, n_kv, n_head_kv, d_head, pos0;
+    int64_t n_tokens, n_head, n_kv, n_rows, n_head_kv, d_head, pos0;
     double scale;
 };
 std::vector<float> attention(std::span<const float> q, std::span<const float> k, std::span<const float> v,

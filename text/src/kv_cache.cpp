@@ -9,7 +9,8 @@ size_t kv_cache::bytes_for(const llama_hparams& hp, int n_slots, int n_ctx) {
 kv_cache::kv_cache(const llama_hparams& hp, int n_slots, int n_ctx)
     : n_slots_(n_slots),
       n_ctx_(n_ctx),
-      kv_dim_(hp.kv_dim()),
+      n_head_kv_(hp.n_head_kv),
+      d_head_(hp.d_head()),
       data_(tensor::zeros(dtype::f32, {hp.n_layer, n_slots, 2, static_cast<int64_t>(n_ctx) * hp.kv_dim()})) {}
 
 }  // namespace mm::text

@@ -81,14 +81,21 @@ status llama_decode(thread_pool& pool, const llama_model& m, kv_cache& cache, st
             const int64_t n = static_cast<int64_t>(s.tokens.size());
             float* kc = cache.k(s.slot, il);
             float* vc = cache.v(s.slot, il);
-            std::memcpy(kc + s.pos0 * kv, k.data<float>() + r * kv, static_cast<size_t>(n * kv) * sizeof(float));
-            std::memcpy(vc + s.pos0 * kv, v.data<float>() + r * kv, static_cast<size_t>(n * kv) * sizeof(float));
+            // The cache is head-major: each new token's row of each KV head goes to that head's run.
+            const size_t row = static_cast<size_t>(d_head) * sizeof(float);
+            for (int64_t i = 0; i < n; ++i)
+                for (int64_t g = 0; g < h.n_head_kv; ++g) {
+                    const size_t to = g * cache.head_stride() + static_cast<size_t>(s.pos0 + i) * d_head;
+                    const size_t from = static_cast<size_t>((r + i) * kv + g * d_head);
+                    std::memcpy(kc + to, k.data<float>() + from, row);
+                    std::memcpy(vc + to, v.data<float>() + from, row);
+                }
             const int64_t n_kv = s.pos0 + n;
             const tensor qs = tensor::view(dtype::f32, {n, h.n_head, d_head}, q.data<float>() + r * e);
-            const tensor ks = tensor::view(dtype::f32, {n_kv, h.n_head_kv, d_head}, kc);
-            const tensor vs = tensor::view(dtype::f32, {n_kv, h.n_head_kv, d_head}, vc);
+            const tensor ks = tensor::view(dtype::f32, {h.n_head_kv, cache.n_ctx(), d_head}, kc);
+            const tensor vs = tensor::view(dtype::f32, {h.n_head_kv, cache.n_ctx(), d_head}, vc);
             tensor ys = tensor::view(dtype::f32, {n, h.n_head, d_head}, att.data<float>() + r * e);
-            ops::attention(pool, qs, ks, vs, s.pos0, attn_scale, ys);
+            ops::attention(pool, qs, ks, vs, n_kv, s.pos0, attn_scale, ys);
             r += n;
         }
         ops::matmul(pool, att, L.wo, proj, k_mode);

@@ -168,14 +168,16 @@ void text_engine::loop() {
     };
     std::vector<row_copy> copies;
     auto copy_rows = [&] {
-        const size_t row = static_cast<size_t>(cache.kv_dim());
+        const size_t row = static_cast<size_t>(cache.d_head());
         for (const row_copy& c : copies)
             pool_.parallel_for(model_->hp.n_layer, [&](int64_t l0, int64_t l1) {
                 const size_t n = (c.end - c.first) * row * sizeof(float);
-                for (auto l = static_cast<int>(l0); l < l1; ++l) {
-                    std::memcpy(cache.k(c.to, l) + c.first * row, cache.k(c.from, l) + c.first * row, n);
-                    std::memcpy(cache.v(c.to, l) + c.first * row, cache.v(c.from, l) + c.first * row, n);
-                }
+                for (auto l = static_cast<int>(l0); l < l1; ++l)
+                    for (int g = 0; g < cache.n_head_kv(); ++g) {  // each KV head's run of rows
+                        const size_t at = g * cache.head_stride() + c.first * row;
+                        std::memcpy(cache.k(c.to, l) + at, cache.k(c.from, l) + at, n);
+                        std::memcpy(cache.v(c.to, l) + at, cache.v(c.from, l) + at, n);
+                    }
             });
         copies.clear();
     };

@@ -67,12 +67,13 @@ struct rope_params {
 void rope(thread_pool& pool, const tensor& x, std::span<const int32_t> positions, rope_params p, tensor& y);
 
 // Scaled-dot-product attention with a causal mask over a KV cache.
-// q[n_tokens, n_head, d_head]; k, v[n_kv, n_head_kv, d_head] hold cache positions 0..n_kv-1, where n_kv is the
-// cache's filled length. Query token i sits at position pos0 + i and sees keys 0..min(pos0 + i, n_kv - 1),
-// so pos0 >= n_kv - 1 lets every query see every key (encoders, cross-attention).
+// q[n_tokens, n_head, d_head]; k, v[n_head_kv, n_rows, d_head], head-major, so one KV head's keys are
+// contiguous; rows 0..n_kv-1 (n_kv <= n_rows: the cache's filled length) are read, the rest never.
+// Query token i sits at position pos0 + i and sees keys 0..min(pos0 + i, n_kv - 1), so pos0 >= n_kv - 1
+// lets every query see every key (encoders, cross-attention).
 // n_head must be a multiple of n_head_kv (grouped-query heads share a KV head). y[n_tokens, n_head, d_head].
-void attention(thread_pool& pool, const tensor& q, const tensor& k, const tensor& v, int64_t pos0, float scale,
-               tensor& y);
+void attention(thread_pool& pool, const tensor& q, const tensor& k, const tensor& v, int64_t n_kv, int64_t pos0,
+               float scale, tensor& y);
 
 // ---- elementwise and layout ----
 // b is either the same shape as a, or broadcast over a's rows (b has a's last dim as its only elements).
