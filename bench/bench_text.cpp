@@ -55,14 +55,14 @@ struct speed {
 constexpr int k_chunk = 8;
 
 speed measure(thread_pool& pool, const text::llama_model& m, int n_prefill, int n_decode,
-              const std::function<void(double)>& between) {
+              const std::function<void(double)>& between, int prefill_reps = 3) {
     text::kv_cache cache(m.hp, 1, n_prefill + n_decode + 1);
     std::vector<int32_t> prompt(static_cast<size_t>(n_prefill));
     for (int i = 0; i < n_prefill; ++i) prompt[static_cast<size_t>(i)] = 1 + (i * 37) % (m.hp.n_vocab - 1);
     tensor logits = tensor::zeros(dtype::f32, {1, m.hp.n_vocab});
     speed s;
     double best_prefill = 1e30;
-    for (int rep = 0; rep < 3; ++rep) {
+    for (int rep = 0; rep < prefill_reps; ++rep) {
         const text::decode_seq seq{.slot = 0, .pos0 = 0, .tokens = prompt};
         const auto t0 = std::chrono::steady_clock::now();
         (void)text::llama_decode(pool, m, cache, {&seq, 1}, logits);
@@ -87,13 +87,15 @@ speed measure(thread_pool& pool, const text::llama_model& m, int n_prefill, int 
     return s;
 }
 
-// llama-bench's pp / tg tokens per second on a file, or {0, 0} when LLAMA_CPP_BIN is unset or it fails.
-speed llama_cpp(const fs::path& model, int n_prefill, int n_decode, int threads) {
+// llama-bench's pp / tg tokens per second on a file (tg after a context of `depth` tokens, pp where depth is
+// 0), or {0, 0} when LLAMA_CPP_BIN is unset or it fails.
+speed llama_cpp(const fs::path& model, int n_prefill, int n_decode, int threads, int depth = 0) {
     const char* bin = std::getenv("LLAMA_CPP_BIN");
     if (!bin) return {};
     const std::string out = (fs::temp_directory_path() / ("mm_llama_bench_" + std::to_string(::getpid()) + ".csv")).string();
-    const std::string cmd = std::string(bin) + "/llama-bench -m '" + model.string() + "' -p " + std::to_string(n_prefill) +
-                            " -n " + std::to_string(n_decode) + " -t " + std::to_string(threads) + " -o csv > '" + out + "' 2>/dev/null";
+    const std::string cmd = std::string(bin) + "/llama-bench -m '" + model.string() + "' -p " +
+                            std::to_string(depth > 0 ? 0 : n_prefill) + " -n " + std::to_string(n_decode) + " -d " +
+                            std::to_string(depth) + " -t " + std::to_string(threads) + " -o csv > '" + out + "' 2>/dev/null";
     if (std::system(cmd.c_str()) != 0) return {};
     std::FILE* f = std::fopen(out.c_str(), "r");
     if (!f) return {};
@@ -101,14 +103,16 @@ speed llama_cpp(const fs::path& model, int n_prefill, int n_decode, int threads)
     char line[4096];
     while (std::fgets(line, sizeof line, f)) {
         const std::string l(line);
-        // The csv ends each row with ...,"n_prompt","n_gen",...,"avg_ts","stddev_ts"; pick avg_ts by row kind.
+        // The csv ends each row with ...,"n_prompt","n_gen","n_depth",...,"avg_ts","stddev_ts"; pick avg_ts by
+        // row kind.
         const size_t last = l.rfind(",\"");
         if (last == std::string::npos) continue;
         const size_t prev = l.rfind(",\"", last - 1);
         if (prev == std::string::npos) continue;
         const double ts = std::atof(l.substr(prev + 2).c_str());
-        if (l.find(",\"" + std::to_string(n_prefill) + "\",\"0\",") != std::string::npos) s.prefill_tps = ts;
-        if (l.find(",\"0\",\"" + std::to_string(n_decode) + "\",") != std::string::npos) s.decode_tps = ts;
+        const std::string d = std::to_string(depth);
+        if (l.find(",\"" + std::to_string(n_prefill) + "\",\"0\",\"" + d + "\",") != std::string::npos) s.prefill_tps = ts;
+        if (l.find(",\"0\",\"" + std::to_string(n_decode) + "\",\"" + d + "\",") != std::string::npos) s.decode_tps = ts;
     }
     std::fclose(f);
     fs::remove(out);
@@ -139,6 +143,23 @@ void row(const char* name, thread_pool& pool, const text::llama_model& m, int n_
     if (ref.decode_tps > 0)
         std::printf("   llama.cpp tg %.1f pp %.1f -> %.2fx / %.2fx", ref.decode_tps, ref.prefill_tps,
                     ours.decode_tps / ref.decode_tps, ours.prefill_tps / ref.prefill_tps);
+    std::printf("\n");
+}
+
+// Decode after a long context: a step reads the weights and every cached key and value (depth + i rows of
+// kv_dim f32, K and V, each layer), so the limit counts both, at the mean depth over the steps.
+void depth_row(thread_pool& pool, const text::llama_model& m, int depth, int n_decode, const speed& ref) {
+    const double kv_gb = 2.0 * m.hp.n_layer * (depth + n_decode / 2.0) * m.hp.kv_dim() * sizeof(float) / 1e9;
+    const double gb = static_cast<double>(m.weight_bytes()) / 1e9 + kv_gb;
+    std::vector<double> reads, ratios;
+    const speed ours = measure(pool, m, depth, n_decode, [&](double chunk_tps) {
+        reads.push_back(stream_gbs(pool));
+        ratios.push_back(chunk_tps / (reads.back() / gb));
+    }, /*prefill_reps=*/1);
+    std::printf("  decode after a %d-token context: %.1f tok/s, %.1f%% of limit (%.3f GB a step: weights + %.3f GB of KV "
+                "cache)", depth, ours.decode_tps, median(ratios) * 100, gb, kv_gb);
+    if (ref.decode_tps > 0)
+        std::printf("   llama.cpp tg%d @ d%d %.1f -> %.2fx", n_decode, depth, ref.decode_tps, ours.decode_tps / ref.decode_tps);
     std::printf("\n");
 }
 
@@ -274,6 +295,7 @@ int main(int argc, char** argv) {
             const std::string label = "1.1B random " + std::string(dtype_name(t));
             const auto fast = text::llama_for_matvec(*m);  // as the text stage serves it
             row(label.c_str(), pool, *fast, n_prefill, n_decode, llama_cpp(path, n_prefill, n_decode, pool.size()));
+            if (t == dtype::q4_0) depth_row(pool, *fast, 1024, n_decode, llama_cpp(path, 0, n_decode, pool.size(), 1024));
             if (t == dtype::q4_0)
                 if (auto tok = text::tokenizer::from_gguf(*vocab))
                     next_turn(pool, fast, std::make_shared<const text::tokenizer>(std::move(*tok)), 480, 24);

@@ -118,6 +118,8 @@ inline void lane_order(const float* v, __m256& first, __m256& second) {
     second = _mm256_blend_ps(_mm256_permutevar8x32_ps(a, i1), _mm256_permutevar8x32_ps(b, i1), 0xcc);
 }
 
+constexpr int64_t k_band_lead = 4096;  // bytes a band fetches ahead, as the AVX-512 one
+
 // `offset` is q4_0's -8 per quant (0 for q8_0): each block adds dw * (xd * sum - offset * x's d * sum(qs)).
 template <class B, __m256 (*four)(const B&, const int8_t*, int), int offset>
 void band(const B* w, q8_act_row x, int64_t ng, float* y) {
@@ -132,7 +134,7 @@ void band(const B* w, q8_act_row x, int64_t ng, float* y) {
         xs1 = _mm256_mul_ps(xs1, off);
         const int8_t* xq = x.qs + b0 * k_qk;
         // About 4 KB ahead, as the AVX-512 band reads (kernels_avx512.cpp); past the end it is only a hint.
-        constexpr int64_t stride = k_q4_0r_rows * sizeof(B), lead = (4096 + stride - 1) / stride;
+        constexpr int64_t stride = k_q4_0r_rows * sizeof(B), lead = (k_band_lead + stride - 1) / stride;
         const char* ahead = reinterpret_cast<const char*>(w + (g + lead) * k_q4_0r_rows);
         for (size_t at = 0; at < k_q4_0r_rows * sizeof(B); at += 64) _mm_prefetch(ahead + at, _MM_HINT_T0);
 #pragma GCC unroll 4
@@ -153,6 +155,8 @@ void band(const B* w, q8_act_row x, int64_t ng, float* y) {
 template <class B, __m256 (*four)(const B&, const int8_t*, int), int offset>
 void rows_regrouped(const std::byte* w, size_t row_bytes, int64_t n_rows, q8_act_row x, int64_t n, float* y) {
     const int64_t ng = n / (k_qk * k_q4_0r_blocks);
+    // As the AVX-512 one: a call's first k_band_lead bytes asked for up front.
+    for (int64_t at = 0; at < k_band_lead; at += 64) _mm_prefetch(reinterpret_cast<const char*>(w) + at, _MM_HINT_T0);
     for (int64_t r = 0; r + k_q4_0r_rows <= n_rows; r += k_q4_0r_rows)
         band<B, four, offset>(reinterpret_cast<const B*>(w + r * row_bytes), x, ng, y + r);
 }
