@@ -166,32 +166,52 @@ struct band_acts {
     __m512 xd, xoff;  // the sixteen blocks' activation scales and offset * d * sum(qs), in lane order
 };
 
-inline __m512i sums_q4_0r(const block_q4_0r& w, const int8_t* xq) {
+// Sixteen blocks' unsigned quants, four blocks' first and second halves per register.
+struct sixteen_quants {
+    __m512i lo[4], hi[4];
+};
+
+inline sixteen_quants quants_q4_0r(const block_q4_0r& w) {
     const __m512i m = _mm512_set1_epi8(0x0f);
-    auto group = [&](int j) {
+    sixteen_quants q;
+    for (int j = 0; j < 4; ++j) {
         const __m512i v = _mm512_loadu_si512(w.qs[4 * j]);
-        const __m512i lo = _mm512_and_si512(v, m), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m);
-        return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xq + 128 * j)),
-                                   hi, _mm512_loadu_si512(xq + 128 * j + 64));
+        q.lo[j] = _mm512_and_si512(v, m);
+        q.hi[j] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m);
+    }
+    return q;
+}
+
+inline sixteen_quants quants_q8_0r(const block_q8_0r& w) {
+    sixteen_quants q;
+    for (int j = 0; j < 4; ++j) {
+        q.lo[j] = _mm512_loadu_si512(w.qs[j][0]);
+        q.hi[j] = _mm512_loadu_si512(w.qs[j][1]);
+    }
+    return q;
+}
+
+// The sixteen blocks' integer dot products with one activation row, in sum_groups' lane order.
+inline __m512i sums_of(const sixteen_quants& q, const int8_t* xq) {
+    auto group = [&](int j) {
+        return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), q.lo[j], _mm512_loadu_si512(xq + 128 * j)),
+                                   q.hi[j], _mm512_loadu_si512(xq + 128 * j + 64));
     };
     return sum_groups(group(0), group(1), group(2), group(3));
 }
 
-inline __m512i sums_q8_0r(const block_q8_0r& w, const int8_t* xq) {
-    auto group = [&](int j) {
-        const __m512i lo = _mm512_loadu_si512(w.qs[j][0]), hi = _mm512_loadu_si512(w.qs[j][1]);
-        return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xq + 128 * j)),
-                                   hi, _mm512_loadu_si512(xq + 128 * j + 64));
-    };
-    return sum_groups(group(0), group(1), group(2), group(3));
+inline band_acts acts_at(const q8_act_row& x, int64_t b0, __m512i blk, __m512 off) {
+    return {_mm512_permutexvar_ps(blk, _mm512_loadu_ps(x.d + b0)),
+            _mm512_mul_ps(off, _mm512_permutexvar_ps(blk, _mm512_loadu_ps(x.dsum + b0)))};
 }
 
 // acc + sum over the sixteen blocks of d_w * (d_x * sums - offset * d_x * sum(x)).
-template <class B, __m512i (*sums)(const B&, const int8_t*)>
-inline __m512 sixteen_regrouped(const B& w, const int8_t* xq, const band_acts& a, __m512 acc) {
-    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.d)));
-    return _mm512_fmadd_ps(dw, _mm512_fmsub_ps(a.xd, _mm512_cvtepi32_ps(sums(w, xq)), a.xoff), acc);
+inline __m512 sixteen_regrouped(__m512 dw, const sixteen_quants& q, const int8_t* xq, const band_acts& a, __m512 acc) {
+    return _mm512_fmadd_ps(dw, _mm512_fmsub_ps(a.xd, _mm512_cvtepi32_ps(sums_of(q, xq)), a.xoff), acc);
 }
+
+template <class B>
+inline __m512 scales_of(const B& w) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.d))); }
 
 // A horizontal sum with extracts, not casts: gcc 12's cast intrinsics (inside _mm512_reduce_add_ps too) trip
 // its own -Wuninitialized when inlined here.
@@ -206,39 +226,54 @@ inline float hsum(__m512 v) {
 // in decode: 2 KB lost 3-5 %, 6 KB was level, no prefetch lost 8-10 %, to L2 only 5 %).
 constexpr int64_t k_band_lead = 4096;
 
-// One four-row band: its bytes are read front to back, each stretch's four rows side by side. `offset` is
-// the quants' unsigned offset (q4_0's 8, q8_0r's 128).
-template <class B, __m512i (*sums)(const B&, const int8_t*)>
-void band(const B* w, q8_act_row x, int64_t ng, float offset, float* y) {
+// One four-row band against A activation rows (x[0..A), row a's results at y + a * y_stride): its bytes are
+// read front to back, each stretch's four rows side by side, and each stretch's quants are unpacked once for
+// all A rows. Each (row, weight row) result goes through the same operations whatever A is, so prefill's A = 2
+// gives bit for bit what decode's A = 1 does (matmul_mode::rowwise). `offset` is the quants' unsigned offset
+// (q4_0's 8, q8_0r's 128). On Ice Lake, in L2, per core: q4_0r 76 -> 81 GMAC/s with A = 2 (the nibble
+// unpacking shared); A = 4 spilled registers and lost 10 %; q8_0r, with nothing to unpack, gained nothing.
+template <int A, class B, sixteen_quants (*quants)(const B&)>
+void band(const B* w, const q8_act_row* x, int64_t ng, float offset, float* y, int64_t y_stride) {
     const __m512i blk = lane_blocks();
     const __m512 off = _mm512_set1_ps(offset);
-    __m512 acc[k_q4_0r_rows] = {};
+    __m512 acc[k_q4_0r_rows][A] = {};
     for (int64_t g = 0; g < ng; ++g) {
         const int64_t b0 = g * k_q4_0r_blocks;
-        const band_acts a{_mm512_permutexvar_ps(blk, _mm512_loadu_ps(x.d + b0)),
-                          _mm512_mul_ps(off, _mm512_permutexvar_ps(blk, _mm512_loadu_ps(x.dsum + b0)))};
-        const int8_t* xq = x.qs + b0 * k_qk;
+        band_acts a[A];
+        for (int i = 0; i < A; ++i) a[i] = acts_at(x[i], b0, blk, off);
         // k_band_lead ahead: measured level with or ahead of the plain kernels from DRAM (bench_runtime), where
         // the hardware prefetcher alone left q8_0r 10-20 % behind. Past the band's end it is only a hint.
         constexpr int64_t stride = k_q4_0r_rows * sizeof(B), lead = (k_band_lead + stride - 1) / stride;
         const char* ahead = reinterpret_cast<const char*>(w + (g + lead) * k_q4_0r_rows);
         for (size_t at = 0; at < k_q4_0r_rows * sizeof(B); at += 64) _mm_prefetch(ahead + at, _MM_HINT_T0);
 #pragma GCC unroll 4
-        for (int r = 0; r < k_q4_0r_rows; ++r) acc[r] = sixteen_regrouped<B, sums>(w[g * k_q4_0r_rows + r], xq, a, acc[r]);
+        for (int r = 0; r < k_q4_0r_rows; ++r) {
+            const B& wr = w[g * k_q4_0r_rows + r];
+            const sixteen_quants q = quants(wr);
+            const __m512 dw = scales_of(wr);
+            for (int i = 0; i < A; ++i) acc[r][i] = sixteen_regrouped(dw, q, x[i].qs + b0 * k_qk, a[i], acc[r][i]);
+        }
     }
+    for (int i = 0; i < A; ++i)
 #pragma GCC unroll 4
-    for (int r = 0; r < k_q4_0r_rows; ++r) y[r] = hsum(acc[r]);
+        for (int r = 0; r < k_q4_0r_rows; ++r) y[i * y_stride + r] = hsum(acc[r][i]);
 }
 
 // w is the first of n_rows rows (a multiple of 4, at a band's start); row_bytes is a row's share of a band.
-template <class B, __m512i (*sums)(const B&, const int8_t*), int offset>
-void rows_regrouped(const std::byte* w, size_t row_bytes, int64_t n_rows, q8_act_row x, int64_t n, float* y) {
+template <int A, class B, sixteen_quants (*quants)(const B&), int offset>
+void rows_regrouped_n(const std::byte* w, size_t row_bytes, int64_t n_rows, const q8_act_row* x, int64_t n, float* y,
+                      int64_t y_stride) {
     const int64_t ng = n / (k_qk * k_q4_0r_blocks);
     // The bands fetch ahead of themselves, so only a call's first k_band_lead bytes would wait on DRAM one
     // miss at a time: ask for them now (decode calls this cold some 90 times a token; +2 % measured).
     for (int64_t at = 0; at < k_band_lead; at += 64) _mm_prefetch(reinterpret_cast<const char*>(w) + at, _MM_HINT_T0);
     for (int64_t r = 0; r + k_q4_0r_rows <= n_rows; r += k_q4_0r_rows)
-        band<B, sums>(reinterpret_cast<const B*>(w + r * row_bytes), x, ng, static_cast<float>(offset), y + r);
+        band<A, B, quants>(reinterpret_cast<const B*>(w + r * row_bytes), x, ng, static_cast<float>(offset), y + r, y_stride);
+}
+
+template <class B, sixteen_quants (*quants)(const B&), int offset>
+void rows_regrouped(const std::byte* w, size_t row_bytes, int64_t n_rows, q8_act_row x, int64_t n, float* y) {
+    rows_regrouped_n<1, B, quants, offset>(w, row_bytes, n_rows, &x, n, y, 0);
 }
 
 inline __m512 load_f16(const uint16_t* p, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
@@ -427,8 +462,9 @@ const kernel_table k_avx512{
     .rows_q4_0 = rows_q4_0,
     .rows_f16 = rows_half<load_f16>,
     .rows_bf16 = rows_half<load_bf16>,
-    .rows_q4_0r = rows_regrouped<block_q4_0r, sums_q4_0r, 8>,
-    .rows_q8_0r = rows_regrouped<block_q8_0r, sums_q8_0r, 128>,
+    .rows_q4_0r = rows_regrouped<block_q4_0r, quants_q4_0r, 8>,
+    .rows_q8_0r = rows_regrouped<block_q8_0r, quants_q8_0r, 128>,
+    .rows2_q4_0r = rows_regrouped_n<2, block_q4_0r, quants_q4_0r, 8>,
     .quantize_act = quantize_act,
     .silu_mul = silu_mul,
     .attend = attend,

@@ -98,7 +98,14 @@ void matmul_kernels(thread_pool& pool, const tensor& x_in, std::span<const matmu
         for (int64_t t0 = r0; t0 < r1; t0 += k_tile_rows) {
             const int64_t nt = std::min(k_tile_rows, r1 - t0);
             const std::byte* tile = wp + t0 * row_bytes;
-            for (int64_t i = 0; i < m; ++i) {
+            int64_t i = 0;
+            // q4_0r activation rows go in twos where the kernel exists (its nibbles unpacked once for both).
+            if (w.type() == dtype::q4_0r && kt.rows2_q4_0r)
+                for (; i + 2 <= m; i += 2) {
+                    const q8_act_row xs[2] = {xq.row(i), xq.row(i + 1)};
+                    kt.rows2_q4_0r(tile, row_bytes, nt, xs, k, y.data<float>() + i * n + t0, n);
+                }
+            for (; i < m; ++i) {
                 float* out = y.data<float>() + i * n + t0;
                 switch (w.type()) {
                     case dtype::q8_0: kt.rows_q8_0(tile, row_bytes, nt, xq.row(i), k, out); break;

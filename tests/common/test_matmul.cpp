@@ -124,13 +124,18 @@ TEST(matmul, shared_input_matmuls_equal_single_ones) {
 }
 
 // rowwise: each row of y is bit-for-bit what that row gives alone, for row counts on both sides of the
-// sgemm threshold, so a batched request computes exactly what it would alone.
+// sgemm threshold (and odd counts, for q4_0r's two-row kernel), so a batched request
+// computes exactly what it would alone.
 TEST(matmul, rowwise_rows_do_not_depend_on_their_neighbours) {
     thread_pool pool(2);
-    const int64_t k = 192, n = 77;
-    for (dtype t : {dtype::q8_0, dtype::q4_0, dtype::f16, dtype::bf16}) {
+    std::vector<dtype> types{dtype::q8_0, dtype::q4_0, dtype::f16, dtype::bf16};
+    if (kernels_best().rows_q4_0r) types.push_back(dtype::q4_0r);
+    if (kernels_best().rows_q8_0r) types.push_back(dtype::q8_0r);
+    for (dtype t : types) {
+        // Regrouped rows come in fours of 512-element stretches.
+        const int64_t k = dtype_is_regrouped(t) ? 1024 : 192, n = dtype_is_regrouped(t) ? 76 : 77;
         const tensor w = convert(tensor::from({n, k}, test::random_gaussian(n * k, 11)), t);
-        for (int64_t m : {3, 16, 40}) {
+        for (int64_t m : {3, 7, 16, 40}) {
             const tensor x = tensor::from({m, k}, test::random_gaussian(m * k, 12));
             tensor y = tensor::zeros(dtype::f32, {m, n});
             ops::matmul(pool, x, w, y, ops::matmul_mode::rowwise);

@@ -56,6 +56,10 @@ struct kernel_table {
     // Null where this ISA has no such kernel, so weights stay plain there (repack.h).
     void (*rows_q4_0r)(const std::byte* w, size_t row_bytes, int64_t n_rows, q8_act_row x, int64_t n, float* y) = nullptr;
     void (*rows_q8_0r)(const std::byte* w, size_t row_bytes, int64_t n_rows, q8_act_row x, int64_t n, float* y) = nullptr;
+    // rows_q4_0r for two activation rows x[0], x[1], row a's results at y + a * y_stride: prefill's weights
+    // are unpacked once for both, and each result is bit for bit the single-row kernel's. Null: none.
+    void (*rows2_q4_0r)(const std::byte* w, size_t row_bytes, int64_t n_rows, const q8_act_row* x, int64_t n, float* y,
+                        int64_t y_stride) = nullptr;
     // One row of quantize_act_q8: x[n] into qs[n] (q8_act_row's order), d and dsum [n / 32]. Every table's
     // gives the scalar one's bytes exactly. Null: the scalar one.
     void (*quantize_act)(const float* x, int64_t n, int8_t* qs, float* d, float* dsum) = nullptr;
