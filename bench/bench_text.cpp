@@ -13,6 +13,7 @@
 #include <functional>
 #include <future>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/connect.hpp>
@@ -129,37 +130,60 @@ double median(std::vector<double> v) {
     return v.empty() ? 0.0 : v[v.size() / 2];
 }
 
-void row(const char* name, thread_pool& pool, const text::llama_model& m, int n_prefill, int n_decode, const speed& ref) {
-    const double gb = static_cast<double>(m.weight_bytes()) / 1e9;
+// One measured decode with the read after each chunk (stream_gbs), against a limit of `gb` a step.
+struct run {
+    speed s;
     std::vector<double> reads, ratios;
-    const speed ours = measure(pool, m, n_prefill, n_decode, [&](double chunk_tps) {
-        reads.push_back(stream_gbs(pool));
-        ratios.push_back(chunk_tps / (reads.back() / gb));
-    });
-    const auto [lo, hi] = std::minmax_element(reads.begin(), reads.end());
-    const double read = median(reads);
-    std::printf("%-26s %8.3f %5.1f (%2.0f-%2.0f) %10.1f %10.1f %8.1f%% %10.1f", name, gb, read, *lo, *hi, ours.decode_tps,
-                read / gb, median(ratios) * 100, ours.prefill_tps);
+};
+run measured(thread_pool& pool, const text::llama_model& m, int n_prefill, int n_decode, double gb, int prefill_reps) {
+    run r;
+    r.s = measure(pool, m, n_prefill, n_decode, [&](double chunk_tps) {
+        r.reads.push_back(stream_gbs(pool));
+        r.ratios.push_back(chunk_tps / (r.reads.back() / gb));
+    }, prefill_reps);
+    return r;
+}
+
+// This VM has slow phases of about a minute, in which reads and decode fall several times over. With
+// llama.cpp to compare against, its runs and ours alternate, two each, and each side reports its better one
+// (prefill and decode apart), so a slow phase does not land on one side only.
+std::pair<run, speed> compared(const std::function<run()>& ours, const std::function<speed()>& theirs) {
+    speed ref = theirs();
+    run best = ours();
+    if (ref.decode_tps == 0) return {best, ref};
+    const speed ref2 = theirs();
+    run again = ours();
+    ref = {std::max(ref.prefill_tps, ref2.prefill_tps), std::max(ref.decode_tps, ref2.decode_tps)};
+    const double prefill = std::max(best.s.prefill_tps, again.s.prefill_tps);
+    if (again.s.decode_tps > best.s.decode_tps) best = std::move(again);
+    best.s.prefill_tps = prefill;
+    return {best, ref};
+}
+
+void row(const char* name, thread_pool& pool, const text::llama_model& m, int n_prefill, int n_decode,
+         const std::function<speed()>& theirs) {
+    const double gb = static_cast<double>(m.weight_bytes()) / 1e9;
+    const auto [r, ref] = compared([&] { return measured(pool, m, n_prefill, n_decode, gb, 3); }, theirs);
+    const auto [lo, hi] = std::minmax_element(r.reads.begin(), r.reads.end());
+    const double read = median(r.reads);
+    std::printf("%-26s %8.3f %5.1f (%2.0f-%2.0f) %10.1f %10.1f %8.1f%% %10.1f", name, gb, read, *lo, *hi, r.s.decode_tps,
+                read / gb, median(r.ratios) * 100, r.s.prefill_tps);
     if (ref.decode_tps > 0)
         std::printf("   llama.cpp tg %.1f pp %.1f -> %.2fx / %.2fx", ref.decode_tps, ref.prefill_tps,
-                    ours.decode_tps / ref.decode_tps, ours.prefill_tps / ref.prefill_tps);
+                    r.s.decode_tps / ref.decode_tps, r.s.prefill_tps / ref.prefill_tps);
     std::printf("\n");
 }
 
 // Decode after a long context: a step reads the weights and every cached key and value (depth + i rows of
 // kv_dim f32, K and V, each layer), so the limit counts both, at the mean depth over the steps.
-void depth_row(thread_pool& pool, const text::llama_model& m, int depth, int n_decode, const speed& ref) {
+void depth_row(thread_pool& pool, const text::llama_model& m, int depth, int n_decode, const std::function<speed()>& theirs) {
     const double kv_gb = 2.0 * m.hp.n_layer * (depth + n_decode / 2.0) * m.hp.kv_dim() * sizeof(float) / 1e9;
     const double gb = static_cast<double>(m.weight_bytes()) / 1e9 + kv_gb;
-    std::vector<double> reads, ratios;
-    const speed ours = measure(pool, m, depth, n_decode, [&](double chunk_tps) {
-        reads.push_back(stream_gbs(pool));
-        ratios.push_back(chunk_tps / (reads.back() / gb));
-    }, /*prefill_reps=*/1);
+    const auto [r, ref] = compared([&] { return measured(pool, m, depth, n_decode, gb, 1); }, theirs);
     std::printf("  decode after a %d-token context: %.1f tok/s, %.1f%% of limit (%.3f GB a step: weights + %.3f GB of KV "
-                "cache)", depth, ours.decode_tps, median(ratios) * 100, gb, kv_gb);
+                "cache)", depth, r.s.decode_tps, median(r.ratios) * 100, gb, kv_gb);
     if (ref.decode_tps > 0)
-        std::printf("   llama.cpp tg%d @ d%d %.1f -> %.2fx", n_decode, depth, ref.decode_tps, ours.decode_tps / ref.decode_tps);
+        std::printf("   llama.cpp tg%d @ d%d %.1f -> %.2fx", n_decode, depth, ref.decode_tps, r.s.decode_tps / ref.decode_tps);
     std::printf("\n");
 }
 
@@ -269,7 +293,8 @@ int main(int argc, char** argv) {
         }
         // 260K parameters live in cache: its row shows overheads, not bandwidth.
         const auto fast = text::llama_for_matvec(*m);
-        row(name, pool, *fast, n_prefill, n_decode, llama_cpp(k_shared / "models" / "text" / name, n_prefill, n_decode, pool.size()));
+        row(name, pool, *fast, n_prefill, n_decode,
+            [&] { return llama_cpp(k_shared / "models" / "text" / name, n_prefill, n_decode, pool.size()); });
     }
 
     // TinyLlama-1.1B shapes, random weights, the LLaMA SPM vocabulary (32000 tokens).
@@ -294,8 +319,9 @@ int main(int argc, char** argv) {
             }
             const std::string label = "1.1B random " + std::string(dtype_name(t));
             const auto fast = text::llama_for_matvec(*m);  // as the text stage serves it
-            row(label.c_str(), pool, *fast, n_prefill, n_decode, llama_cpp(path, n_prefill, n_decode, pool.size()));
-            if (t == dtype::q4_0) depth_row(pool, *fast, 1024, n_decode, llama_cpp(path, 0, n_decode, pool.size(), 1024));
+            row(label.c_str(), pool, *fast, n_prefill, n_decode, [&] { return llama_cpp(path, n_prefill, n_decode, pool.size()); });
+            if (t == dtype::q4_0)
+                depth_row(pool, *fast, 1024, n_decode, [&] { return llama_cpp(path, 0, n_decode, pool.size(), 1024); });
             if (t == dtype::q4_0)
                 if (auto tok = text::tokenizer::from_gguf(*vocab))
                     next_turn(pool, fast, std::make_shared<const text::tokenizer>(std::move(*tok)), 480, 24);
@@ -308,6 +334,7 @@ int main(int argc, char** argv) {
         fs::remove(path);
     }
     std::printf("\n(decode: one sequence, 64 steps after a 128-token prompt, tok/s over all of them with the reads left out;\n"
-                " prefill: 128 tokens in one batch, best of 3)\n");
+                " prefill: 128 tokens in one batch, best of 3; with llama.cpp, its runs and ours alternate, two each, and\n"
+                " each side shows its better decode and its better prefill)\n");
     return 0;
 }
