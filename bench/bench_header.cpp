@@ -23,7 +23,12 @@ __attribute__((target("avx512f"))) uint64_t read_avx512(const std::byte* p, size
         a3 = _mm512_xor_si512(a3, _mm512_load_si512(p + i + 192));
     }
     const __m512i a = _mm512_xor_si512(_mm512_xor_si512(a0, a1), _mm512_xor_si512(a2, a3));
-    return static_cast<uint64_t>(_mm512_reduce_add_epi64(a));
+    // Summed through memory: gcc 12's reduce intrinsic trips its own -Wuninitialized.
+    alignas(64) uint64_t lanes[8];
+    _mm512_store_si512(lanes, a);
+    uint64_t sum = 0;
+    for (uint64_t l : lanes) sum += l;
+    return sum;
 }
 
 __attribute__((target("avx2"))) uint64_t read_avx2(const std::byte* p, size_t n) {

@@ -33,7 +33,7 @@ TEST(metrics, counts_requests_by_route_and_status_and_renders_prometheus_text) {
     ASSERT_TRUE(c.request("GET /no/such/place?x=1 HTTP/1.1\r\nHost: x\r\n\r\n"));
     ASSERT_TRUE(c.request("POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"));
     // Refused while being read: each closes its connection, and still counts.
-    for (const std::string refused : {std::string("POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n"),
+    for (const std::string& refused : {std::string("POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n"),
                                       "GET /health HTTP/1.1\r\nX-Pad: " + std::string(20'000, 'p') + "\r\n\r\n",
                                       std::string("GARBAGE\r\n\r\n")}) {
         test_client once(srv.port());

@@ -277,8 +277,9 @@ TEST(text_routes, n_choices_are_independent_answers_for_one_charge) {
     std::vector<std::string> joined(3);
     std::vector<int> finishes(3, 0);
     for (const auto& e : evs) {
-        if (e.contains("usage") && !e["usage"].is_null())
+        if (e.contains("usage") && !e["usage"].is_null()) {
             for (const char* k : {"prompt_tokens", "completion_tokens", "total_tokens"}) EXPECT_EQ(e["usage"][k], a.body["usage"][k]) << k;
+        }
         for (const auto& c : e["choices"]) {
             const size_t i = c["index"];
             ASSERT_LT(i, 3u);

@@ -1,7 +1,8 @@
 // kv_cache: keys and values of every layer for a fixed number of sequence slots, each holding up to n_ctx
 // positions. A slot's keys (and values) in one layer are [n_head_kv, n_ctx, d_head] f32, head-major, the
-// layout the attention op reads: each KV head's rows are one contiguous run. The whole cache is allocated once, when the stage starts, so its size is planned
-// (and checked against the memory budget) before any request arrives.
+// layout the attention op reads: each KV head's rows are one contiguous run. The whole cache is allocated
+// once, when the stage starts, so its size is planned (and checked against the memory budget) before any
+// request arrives.
 // Thread safety: none; the text stage's scheduler owns it and gives each slot to one sequence at a time.
 #pragma once
 
