@@ -18,6 +18,7 @@
 
 #include "account_routes.h"
 #include "clock.h"
+#include "common/json_nesting.h"
 #include "key_hash.h"
 #include "meter.h"
 #include "services/server.h"
@@ -157,6 +158,15 @@ TEST(meter, admin_api_rejects_bad_bodies_with_the_field_named) {
         EXPECT_EQ(a.status, 400u) << r.body;
         EXPECT_NE(a.body["error"]["message"].get<std::string>().find(r.in_message), std::string::npos)
             << r.body << " -> " << a.body.dump();
+    }
+    // Nesting is refused before parsing, past the limit only: within it, the parser sees the body and names
+    // the stray field.
+    for (int depth : {k_json_max_nesting + 50, k_json_max_nesting - 8}) {
+        const std::string body = R"({"user": "a", "deep": )" + std::string(depth, '[') + std::string(depth, ']') + "}";
+        auto a = f.call("POST", "/v1/admin/keys", k_admin, body);
+        EXPECT_EQ(a.status, 400u) << depth;
+        const char* want = depth > k_json_max_nesting ? "nests deeper than" : "deep: unknown field";
+        EXPECT_NE(a.body["error"]["message"].get<std::string>().find(want), std::string::npos) << depth << " -> " << a.body.dump();
     }
 }
 
