@@ -56,7 +56,7 @@ struct speed {
 constexpr int k_chunk = 8;
 
 speed measure(thread_pool& pool, const text::llama_model& m, int n_prefill, int n_decode,
-              const std::function<void(double)>& between, int prefill_reps = 3) {
+              const std::function<void(double)>& between, int prefill_reps) {
     text::kv_cache cache(m.hp, 1, n_prefill + n_decode + 1);
     std::vector<int32_t> prompt(static_cast<size_t>(n_prefill));
     for (int i = 0; i < n_prefill; ++i) prompt[static_cast<size_t>(i)] = 1 + (i * 37) % (m.hp.n_vocab - 1);
@@ -88,20 +88,21 @@ speed measure(thread_pool& pool, const text::llama_model& m, int n_prefill, int 
     return s;
 }
 
-// llama-bench's pp / tg tokens per second on a file (tg after a context of `depth` tokens, pp where depth is
-// 0), or {0, 0} when LLAMA_CPP_BIN is unset or it fails.
+// llama-bench's pp / tg tokens per second on a file (tg after a context of `depth` tokens; n_prefill 0 for
+// none), or {0, 0} when LLAMA_CPP_BIN is unset or it fails.
 speed llama_cpp(const fs::path& model, int n_prefill, int n_decode, int threads, int depth = 0) {
     const char* bin = std::getenv("LLAMA_CPP_BIN");
     if (!bin) return {};
     const std::string out = (fs::temp_directory_path() / ("mm_llama_bench_" + std::to_string(::getpid()) + ".csv")).string();
     const std::string cmd = std::string(bin) + "/llama-bench -m '" + model.string() + "' -p " +
-                            std::to_string(depth > 0 ? 0 : n_prefill) + " -n " + std::to_string(n_decode) + " -d " +
+                            std::to_string(n_prefill) + " -n " + std::to_string(n_decode) + " -d " +
                             std::to_string(depth) + " -t " + std::to_string(threads) + " -o csv > '" + out + "' 2>/dev/null";
     if (std::system(cmd.c_str()) != 0) return {};
     std::FILE* f = std::fopen(out.c_str(), "r");
     if (!f) return {};
     speed s;
     char line[4096];
+    const std::string d = std::to_string(depth);
     while (std::fgets(line, sizeof line, f)) {
         const std::string l(line);
         // The csv ends each row with ...,"n_prompt","n_gen","n_depth",...,"avg_ts","stddev_ts"; pick avg_ts by
@@ -111,7 +112,6 @@ speed llama_cpp(const fs::path& model, int n_prefill, int n_decode, int threads,
         const size_t prev = l.rfind(",\"", last - 1);
         if (prev == std::string::npos) continue;
         const double ts = std::atof(l.substr(prev + 2).c_str());
-        const std::string d = std::to_string(depth);
         if (l.find(",\"" + std::to_string(n_prefill) + "\",\"0\",\"" + d + "\",") != std::string::npos) s.prefill_tps = ts;
         if (l.find(",\"0\",\"" + std::to_string(n_decode) + "\",\"" + d + "\",") != std::string::npos) s.decode_tps = ts;
     }
@@ -177,7 +177,7 @@ void row(const char* name, thread_pool& pool, const text::llama_model& m, int n_
 // Decode after a long context: a step reads the weights and every cached key and value (depth + i rows of
 // kv_dim f32, K and V, each layer), so the limit counts both, at the mean depth over the steps.
 void depth_row(thread_pool& pool, const text::llama_model& m, int depth, int n_decode, const std::function<speed()>& theirs) {
-    const double kv_gb = 2.0 * m.hp.n_layer * (depth + n_decode / 2.0) * m.hp.kv_dim() * sizeof(float) / 1e9;
+    const double kv_gb = static_cast<double>(text::kv_cache::bytes_for(m.hp, 1, depth + n_decode / 2)) / 1e9;
     const double gb = static_cast<double>(m.weight_bytes()) / 1e9 + kv_gb;
     const auto [r, ref] = compared([&] { return measured(pool, m, depth, n_decode, gb, 1); }, theirs);
     std::printf("  decode after a %d-token context: %.1f tok/s, %.1f%% of limit (%.3f GB a step: weights + %.3f GB of KV "
@@ -320,11 +320,11 @@ int main(int argc, char** argv) {
             const std::string label = "1.1B random " + std::string(dtype_name(t));
             const auto fast = text::llama_for_matvec(*m);  // as the text stage serves it
             row(label.c_str(), pool, *fast, n_prefill, n_decode, [&] { return llama_cpp(path, n_prefill, n_decode, pool.size()); });
-            if (t == dtype::q4_0)
+            if (t == dtype::q4_0) {
                 depth_row(pool, *fast, 1024, n_decode, [&] { return llama_cpp(path, 0, n_decode, pool.size(), 1024); });
-            if (t == dtype::q4_0)
                 if (auto tok = text::tokenizer::from_gguf(*vocab))
                     next_turn(pool, fast, std::make_shared<const text::tokenizer>(std::move(*tok)), 480, 24);
+            }
         }
         if (t == dtype::q4_0) {
             std::printf("  through HTTP (streamed completions of 32 tokens, meter on): ");
